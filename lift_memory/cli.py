@@ -1,0 +1,134 @@
+"""``lift-memory``: the command line. Each subcommand calls one public function and prints its result.
+
+Conventions: ``--help`` everywhere; ``--json`` prints machine-readable output on stdout; progress and
+messages go to stderr. Exit codes: 0 success, 1 a lift_memory error (one line on stderr), 2 bad usage,
+130 interrupted.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+from lift_memory.errors import LiftMemoryError
+
+
+def _memory(args: argparse.Namespace):
+    from lift_memory.memory import LiftMemory
+
+    return LiftMemory(root=args.root, model=args.model, progress=not args.quiet)
+
+
+def _emit(args: argparse.Namespace, data: Any, human: str) -> None:
+    print(json.dumps(data, indent=2, default=str) if args.json else human)
+
+
+def _cmd_memorize(args: argparse.Namespace) -> None:
+    path = Path(args.file)
+    try:
+        data = path.read_bytes()
+    except OSError as exc:
+        raise LiftMemoryError(f"cannot read {args.file!r}: {exc.strerror}") from exc
+    record = _memory(args).memorize(data, doc_id=args.id, title=args.title or path.name, replace=args.replace)
+    _emit(args, record.to_dict(), f"{record.doc_id}\t{record.n_tokens} tokens\t{record.reason}")
+
+
+def _cmd_ask(args: argparse.Namespace) -> None:
+    answer = _memory(args).ask(args.question, args.doc_id, max_new_tokens=args.max_new_tokens)
+    _emit(args, answer.to_dict(), answer.text.strip())
+
+
+def _cmd_list(args: argparse.Namespace) -> None:
+    records = _memory(args).list()
+    rows = [f"{r.doc_id}\t{r.n_tokens} tokens\t{r.title or ''}\t{r.created}" for r in records]
+    _emit(args, [r.to_dict() for r in records], "\n".join(rows) if rows else "no memories yet")
+
+
+def _cmd_forget(args: argparse.Namespace) -> None:
+    _memory(args).forget(args.doc_id)
+    _emit(args, {"forgotten": args.doc_id}, f"forgot {args.doc_id}")
+
+
+def _cmd_demo(args: argparse.Namespace) -> None:
+    from lift_memory.eval.probe import run_demo
+
+    report = run_demo(_memory(args), tokens=args.tokens, depth=args.depth)
+    recalled = report["first_recall_seconds"]
+    human = "\n".join(
+        [
+            f"memorized a {report['document_tokens']}-token haystack with a needle at {report['depth']:.0%} depth",
+            f"training: {report['train_seconds']:.1f} s, {report['train_steps']} steps, "
+            f"{report['tokens_per_second']:.0f} tokens/s (stopped: {report['stop_reason']})",
+            f"needle first recalled from a bare prompt after: "
+            + (f"{recalled:.1f} s of training" if recalled is not None else "not recalled"),
+            f"document perplexity: {report['perplexity_before']:.2f} -> {report['perplexity_after']:.2f}",
+            f"prompt: {report['prompt']!r}",
+            f"  before: {report['completion_before']!r}  (recall {report['recall_before']:.0%})",
+            f"  after:  {report['completion_after']!r}  (recall {report['recall_after']:.0%})",
+        ]
+    )
+    _emit(args, report, human)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    from lift_memory import __version__
+
+    common = argparse.ArgumentParser(add_help=False)
+    common.add_argument("--root", help="memory directory (default: $LIFT_MEMORY_HOME or the user data dir)")
+    common.add_argument("--model", help="base model: hub id, local directory or builtin:tiny (default)")
+    common.add_argument("--json", action="store_true", help="print JSON on stdout")
+    common.add_argument("-q", "--quiet", action="store_true", help="no progress bars")
+
+    parser = argparse.ArgumentParser(
+        prog="lift-memory", description="Memorize long documents into a model's parameters (LIFT) and ask them."
+    )
+    parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    p = sub.add_parser("memorize", parents=[common], help="fine-tune an adapter on a text file")
+    p.add_argument("file", help="UTF-8 text file")
+    p.add_argument("--id", help="doc_id to store it under (default: derived from the content)")
+    p.add_argument("--title", help="title kept in the record (default: the file name)")
+    p.add_argument("--replace", action="store_true", help="replace a different document stored under --id")
+    p.set_defaults(func=_cmd_memorize)
+
+    p = sub.add_parser("ask", parents=[common], help="answer a question from a memorized document")
+    p.add_argument("doc_id")
+    p.add_argument("question")
+    p.add_argument("--max-new-tokens", type=int, default=None, help="generation budget")
+    p.set_defaults(func=_cmd_ask)
+
+    p = sub.add_parser("list", parents=[common], help="list memorized documents")
+    p.set_defaults(func=_cmd_list)
+
+    p = sub.add_parser("forget", parents=[common], help="delete a memorized document")
+    p.add_argument("doc_id")
+    p.set_defaults(func=_cmd_forget)
+
+    p = sub.add_parser("demo", parents=[common], help="memorize a haystack with a needle and show recall")
+    p.add_argument("--tokens", type=int, default=8192, help="haystack length in tokens (default 8192)")
+    p.add_argument("--depth", type=float, default=0.5, help="needle depth as a fraction (default 0.5)")
+    p.set_defaults(func=_cmd_demo)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Run the CLI; returns the exit code."""
+    args = build_parser().parse_args(argv)
+    try:
+        args.func(args)
+    except LiftMemoryError as exc:
+        print(f"lift-memory: error: {exc}", file=sys.stderr)
+        return 1
+    except KeyboardInterrupt:
+        print("lift-memory: interrupted", file=sys.stderr)
+        return 130
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

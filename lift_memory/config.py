@@ -1,0 +1,136 @@
+"""Configuration: frozen pydantic models composed into one :class:`MemoryConfig`.
+
+Every field has a default that works on ``builtin:tiny`` on a laptop CPU and a docstring saying what it
+changes. Nothing here reads the environment: the memory directory is resolved when a :class:`LiftMemory` opens,
+not at import time. Adapter configs are discriminated by ``kind``.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, model_validator
+
+
+class _Config(BaseModel):
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+
+class ModelConfig(_Config):
+    """Which base model to load, and how."""
+
+    name: str = "builtin:tiny"
+    """A Hugging Face hub id, a local directory, or ``builtin:tiny`` (built and cached on this machine)."""
+    revision: str | None = None
+    """Hub revision (branch, tag or commit) when ``name`` is a hub id."""
+    device: str = "auto"
+    """``auto`` (CUDA when available, else CPU), or any torch device string."""
+    dtype: Literal["auto", "float32", "bfloat16", "float16"] = "auto"
+    """``auto``: bfloat16 on CUDA, float32 on CPU."""
+    attn_implementation: str | None = None
+    """Attention kernel passed to transformers (``sdpa``, ``eager``, ``flash_attention_2``); None: its default."""
+    trust_remote_code: bool = False
+    """Run modelling code shipped with a hub model. Off unless you trust the repository."""
+    context_window: int | None = Field(default=None, ge=32)
+    """Override the model's context window in tokens (default: its ``max_position_embeddings``)."""
+
+
+class SegmentConfig(_Config):
+    """How a document is cut into language-modelling examples (LIFT section 3.1)."""
+
+    length: int = Field(default=2048, ge=16)
+    """Tokens per overlapping segment; capped to the model's context window."""
+    overlap: float = Field(default=0.375, ge=0.0, lt=1.0)
+    """Overlap between neighbouring segments as a fraction of ``length`` (LIFT: 3/8, i.e. 768 of 2048)."""
+    window: int = Field(default=64, ge=0)
+    """Tokens per sentence-anchored window (one per sentence start); 0 turns them off."""
+
+
+class LoraAdapterConfig(_Config):
+    """A LoRA adapter through peft."""
+
+    kind: Literal["lora"] = "lora"
+    r: int = Field(default=16, ge=1)
+    """LoRA rank."""
+    alpha: float = Field(default=32.0, gt=0)
+    """LoRA scaling numerator (effective scale ``alpha / r``)."""
+    dropout: float = Field(default=0.0, ge=0.0, lt=1.0)
+    """Dropout on the LoRA input."""
+    target_modules: str | tuple[str, ...] = "all-linear"
+    """Modules that get LoRA: ``all-linear`` or module names such as ``("q_proj", "v_proj")``."""
+    train_embeddings: bool | None = None
+    """Also train the input embeddings and the output head (peft ``modules_to_save``). None: only for
+    ``builtin:tiny``, whose barely pretrained embeddings cannot represent a new document otherwise."""
+
+
+AdapterConfig = Annotated[LoraAdapterConfig, Field(discriminator="kind")]
+
+
+class TrainConfig(_Config):
+    """The test-time trainer: optimizer, batches, budget and task weights."""
+
+    learning_rate: float = Field(default=2e-3, gt=0)
+    """Peak learning rate (AdamW)."""
+    warmup_steps: int = Field(default=10, ge=0)
+    """Linear warm-up steps; constant afterwards (LIFT trains at a constant rate)."""
+    weight_decay: float = Field(default=1e-4, ge=0)
+    """AdamW weight decay (LIFT: 1e-4)."""
+    betas: tuple[float, float] = (0.9, 0.98)
+    """AdamW betas (LIFT: 0.9, 0.98)."""
+    grad_clip: float | None = Field(default=1.0, gt=0)
+    """Clip the gradient norm to this value; None disables clipping."""
+    batch_tokens: int = Field(default=4096, ge=16)
+    """Padded tokens per mini-batch; examples of similar length are batched together."""
+    max_steps: int | None = Field(default=400, ge=1)
+    """Stop after this many optimizer steps (None: no step budget)."""
+    max_tokens: int | None = Field(default=None, ge=1)
+    """Stop after this many trained tokens (None: no token budget)."""
+    max_seconds: float | None = Field(default=None, gt=0)
+    """Stop after this much training time (None: no time budget). Makes runs depend on machine speed."""
+    plateau_patience: int | None = Field(default=60, ge=1)
+    """Stop when the smoothed loss has not improved by ``plateau_delta`` for this many steps."""
+    plateau_delta: float = Field(default=1e-3, ge=0)
+    """Relative improvement of the smoothed loss that resets the plateau counter."""
+    task_weights: dict[str, float] = Field(default_factory=lambda: {"segment": 1.0, "window": 1.0})
+    """Weight of each task type: the loss is the weighted mean of per-task mean token losses."""
+    seed: int = 0
+    """Seed for shuffling and adapter initialization; CPU runs are deterministic for a seed."""
+
+    @model_validator(mode="after")
+    def _has_budget(self) -> TrainConfig:
+        if self.max_steps is None and self.max_tokens is None and self.max_seconds is None:
+            raise ValueError("train: set at least one of max_steps, max_tokens or max_seconds")
+        if any(w < 0 for w in self.task_weights.values()):
+            raise ValueError(f"train.task_weights must be >= 0, got {self.task_weights}")
+        return self
+
+
+class GenerationConfig(_Config):
+    """Decoding for answers. Greedy by default so that every method is compared alike."""
+
+    max_new_tokens: int = Field(default=64, ge=1)
+    """Generation budget; the prompt is truncated so that it fits the window together with it."""
+    temperature: float = Field(default=0.0, ge=0.0)
+    """0 decodes greedily; above 0 samples."""
+    top_k: int | None = Field(default=None, ge=1)
+    """Sample only among the k most likely tokens (with temperature > 0)."""
+    seed: int = 0
+    """Seed for sampling."""
+
+
+class MemoryConfig(_Config):
+    """Everything a :class:`~lift_memory.LiftMemory` needs."""
+
+    root: Path | None = None
+    """Directory holding adapters, documents and the index. None: ``$LIFT_MEMORY_HOME`` or the user data dir."""
+    model: ModelConfig = ModelConfig()
+    """The base model."""
+    segment: SegmentConfig = SegmentConfig()
+    """Segmentation of documents into training examples."""
+    adapter: AdapterConfig = LoraAdapterConfig()
+    """The per-document adapter (discriminated by ``kind``)."""
+    train: TrainConfig = TrainConfig()
+    """The test-time trainer."""
+    generation: GenerationConfig = GenerationConfig()
+    """Decoding."""

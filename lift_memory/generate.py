@@ -1,0 +1,79 @@
+"""Decoding: token ids in, a stream of new token ids (and text) out, with a KV cache.
+
+Greedy by default, so that every method in a comparison decodes alike; temperature and top-k sampling on
+request, seeded. Whatever adapter is in the model's slot is used; this module knows nothing about adapters,
+documents or prompts.
+"""
+
+from __future__ import annotations
+
+import inspect
+from collections.abc import Iterable, Iterator
+from functools import cache
+
+from lift_memory.config import GenerationConfig
+
+
+@cache
+def _takes_logits_to_keep(model_cls: type) -> bool:
+    return "logits_to_keep" in inspect.signature(model_cls.forward).parameters
+
+
+def _forward(model, ids, past):
+    import torch
+
+    kwargs = {"input_ids": torch.tensor([ids], device=model.device), "use_cache": True, "past_key_values": past}
+    # Only the last position's logits are needed: with a large vocabulary the full (T, V) projection of a long
+    # prompt costs more than the prompt's own forward pass.
+    inner = getattr(model, "get_base_model", lambda: model)()
+    if _takes_logits_to_keep(type(inner)):
+        kwargs["logits_to_keep"] = 1
+    return model(**kwargs)
+
+
+def generate_ids(
+    model, prompt_ids: list[int], config: GenerationConfig, eos_ids: Iterable[int] = ()
+) -> Iterator[int]:
+    """Yield up to ``config.max_new_tokens`` new token ids; stops before an end-of-sequence id."""
+    import torch
+
+    eos = frozenset(eos_ids)
+    generator = None
+    if config.temperature > 0:
+        generator = torch.Generator(device=model.device).manual_seed(config.seed)
+    with torch.inference_mode():
+        out = _forward(model, prompt_ids, None)
+        for _ in range(config.max_new_tokens):
+            logits = out.logits[0, -1].float()
+            if config.temperature > 0:
+                if config.top_k is not None:
+                    kth = torch.topk(logits, min(config.top_k, logits.numel())).values[-1]
+                    logits = logits.masked_fill(logits < kth, float("-inf"))
+                probs = torch.softmax(logits / config.temperature, dim=-1)
+                token = int(torch.multinomial(probs, 1, generator=generator))
+            else:
+                token = int(logits.argmax())
+            if token in eos:
+                return
+            yield token
+            out = _forward(model, [token], out.past_key_values)
+
+
+def stream_text(tokenizer, ids: Iterable[int]) -> Iterator[str]:
+    """Turn a stream of token ids into text pieces whose concatenation is the decoded whole.
+
+    A piece is released only when the text decoded so far extends what was released (a multi-byte
+    character split across tokens is held back until it is complete).
+    """
+    seen: list[int] = []
+    released = ""
+    for token in ids:
+        seen.append(token)
+        text = tokenizer.decode(seen, skip_special_tokens=True)
+        if text.startswith(released) and not text.endswith("\ufffd"):
+            piece, released = text[len(released) :], text
+            if piece:
+                yield piece
+    final = tokenizer.decode(seen, skip_special_tokens=True)
+    if final.startswith(released) and len(final) > len(released):
+        yield final[len(released) :]

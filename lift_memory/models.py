@@ -1,0 +1,168 @@
+"""Load a causal LM and its tokenizer: a hub id, a local directory, or ``builtin:tiny``.
+
+Loading is the same code for all three: ``builtin:tiny`` is first built into the cache (see
+:mod:`lift_memory.builtin`) and then loaded as a local directory. Only safetensors weights are accepted, and
+modelling code from the hub runs only when ``trust_remote_code`` is set. Nothing contacts a hub unless the
+name is a hub id.
+
+A :class:`LoadedModel` also carries the fingerprints that tie an adapter to the exact base model and tokenizer
+it was trained on. This module knows nothing about adapters or documents.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from lift_memory.config import ModelConfig
+from lift_memory.errors import ModelLoadError
+
+_BUILTIN_PREFIX = "builtin:"
+
+
+@dataclass
+class LoadedModel:
+    """A frozen base model, its tokenizer and what identifies them."""
+
+    model: Any
+    tokenizer: Any
+    name: str
+    fingerprint: str
+    tokenizer_fingerprint: str
+    context_window: int
+    prefix_ids: tuple[int, ...]
+    """Special tokens the tokenizer puts before text (BOS), prepended to every training example and prompt."""
+
+    @property
+    def device(self):
+        return next(self.model.parameters()).device
+
+    @property
+    def is_builtin(self) -> bool:
+        return self.name.startswith(_BUILTIN_PREFIX)
+
+    @property
+    def eos_ids(self) -> frozenset[int]:
+        ids = self.model.generation_config.eos_token_id
+        ids = [ids] if isinstance(ids, int) else list(ids or [])
+        if self.tokenizer.eos_token_id is not None:
+            ids.append(self.tokenizer.eos_token_id)
+        return frozenset(ids)
+
+
+def _resolve_device(device: str):
+    import torch
+
+    if device == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    return torch.device(device)
+
+
+def _resolve_dtype(dtype: str, device):
+    import torch
+
+    if dtype == "auto":
+        return torch.bfloat16 if device.type == "cuda" else torch.float32
+    return getattr(torch, dtype)
+
+
+def load_model(config: ModelConfig | str = ModelConfig(), *, progress: bool = True) -> LoadedModel:
+    """Load the base model named by ``config`` (a :class:`ModelConfig` or just a name), frozen, in eval mode."""
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    if isinstance(config, str):
+        config = ModelConfig(name=config)
+    if not progress:
+        from transformers.utils import logging as hf_logging
+
+        hf_logging.disable_progress_bar()
+    source, local = _locate(config, progress=progress)
+    device = _resolve_device(config.device)
+    kwargs: dict[str, Any] = {
+        "revision": None if local else config.revision,
+        "trust_remote_code": config.trust_remote_code,
+        "local_files_only": local,
+    }
+    try:
+        tokenizer = AutoTokenizer.from_pretrained(source, **kwargs)
+        model = AutoModelForCausalLM.from_pretrained(
+            source,
+            dtype=_resolve_dtype(config.dtype, device),
+            use_safetensors=True,
+            attn_implementation=config.attn_implementation,
+            **kwargs,
+        )
+    except (OSError, ValueError) as exc:
+        hint = "check the path" if local else "check the id, or set HF_HUB_OFFLINE=0 / pass a local directory"
+        raise ModelLoadError(f"cannot load model {config.name!r} ({hint}): {_first_line(exc)}") from exc
+    model.to(device).eval().requires_grad_(False)
+    return LoadedModel(
+        model=model,
+        tokenizer=tokenizer,
+        name=config.name,
+        fingerprint=_model_fingerprint(model, source, local),
+        tokenizer_fingerprint=tokenizer_fingerprint(tokenizer),
+        context_window=_context_window(model, tokenizer, config.context_window),
+        prefix_ids=_prefix_ids(tokenizer),
+    )
+
+
+def _locate(config: ModelConfig, *, progress: bool) -> tuple[str, bool]:
+    """(what to pass to from_pretrained, whether it is a local directory)."""
+    if config.name.startswith(_BUILTIN_PREFIX):
+        from lift_memory.builtin import ensure_builtin
+
+        return str(ensure_builtin(config.name, progress=progress)), True
+    path = Path(config.name).expanduser()
+    if path.is_dir():
+        return str(path), True
+    if path.exists() or config.name.startswith((".", "/", "~")):
+        raise ModelLoadError(f"model path {config.name!r} is not a directory holding a saved model")
+    return config.name, False
+
+
+def _first_line(exc: BaseException) -> str:
+    return (str(exc).strip().splitlines() or [type(exc).__name__])[0]
+
+
+def _context_window(model, tokenizer, override: int | None) -> int:
+    if override is not None:
+        return override
+    window = getattr(model.config, "max_position_embeddings", None) or 2048
+    if 0 < getattr(tokenizer, "model_max_length", 0) < 10**7:
+        window = min(window, tokenizer.model_max_length)
+    return int(window)
+
+
+def _prefix_ids(tokenizer) -> tuple[int, ...]:
+    with_special = tokenizer("a", add_special_tokens=True)["input_ids"]
+    plain = tokenizer("a", add_special_tokens=False)["input_ids"]
+    return tuple(with_special[: len(with_special) - len(plain)]) if with_special[-len(plain) :] == plain else ()
+
+
+def tokenizer_fingerprint(tokenizer) -> str:
+    """A short hash of the tokenizer's vocabulary and special tokens."""
+    vocab = sorted(tokenizer.get_vocab().items())
+    special = sorted(map(str, tokenizer.all_special_tokens))
+    return hashlib.sha256(json.dumps([vocab, special]).encode()).hexdigest()[:16]
+
+
+def _model_fingerprint(model, source: str, local: bool) -> str:
+    """A short hash of the architecture and of which weights are loaded (hub commit, or local file headers)."""
+    config = model.config.to_dict()
+    for volatile in ("_name_or_path", "transformers_version", "_commit_hash", "dtype", "torch_dtype"):
+        config.pop(volatile, None)
+    digest = hashlib.sha256(json.dumps(config, sort_keys=True, default=str).encode())
+    if local:
+        # The safetensors header (tensor names, shapes, offsets) plus the first 64 KiB of tensor data identify a
+        # set of weights far cheaper than hashing gigabytes of them.
+        for file in sorted(Path(source).glob("*.safetensors")):
+            with open(file, "rb") as fh:
+                header_len = int.from_bytes(fh.read(8), "little")
+                digest.update(file.name.encode() + fh.read(header_len + (1 << 16)))
+    else:
+        digest.update(str(getattr(model.config, "_commit_hash", None) or source).encode())
+    return digest.hexdigest()[:16]

@@ -1,0 +1,72 @@
+"""Training examples -> padded mini-batches with per-token labels and per-row task ids.
+
+Batches are filled up to a budget of padded tokens from examples of similar length (shuffled, then sorted
+within large buckets), so short sentence windows and long segments do not share a batch and little compute
+goes to padding. This module knows tensors and nothing about models.
+"""
+
+from __future__ import annotations
+
+import random
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+from lift_memory.types import TrainingExample
+
+IGNORE = -100
+_BUCKET_BATCHES = 32  # how many batches' worth of examples are sorted together
+
+
+@dataclass
+class Batch:
+    """A padded batch. ``labels`` are ``IGNORE`` where no loss is taken; ``tasks`` index ``task_names``."""
+
+    input_ids: object  # (B, T) long
+    attention_mask: object | None  # (B, T) long; None when no row is padded
+    labels: object  # (B, T) long
+    tasks: object  # (B,) long
+    n_tokens: int  # real (non-pad) tokens
+
+
+def plan_batches(lengths: Sequence[int], batch_tokens: int, rng: random.Random) -> list[list[int]]:
+    """Group example indices into batches of at most ``batch_tokens`` padded tokens, in random order.
+
+    An example longer than the budget gets a batch of its own.
+    """
+    order = list(range(len(lengths)))
+    rng.shuffle(order)
+    batches: list[list[int]] = []
+    bucket = max(1, _BUCKET_BATCHES * batch_tokens // max(1, max(lengths, default=1)))
+    for b in range(0, len(order), bucket):
+        current: list[int] = []
+        longest = 0
+        for i in sorted(order[b : b + bucket], key=lengths.__getitem__):
+            if current and max(longest, lengths[i]) * (len(current) + 1) > batch_tokens:
+                batches.append(current)
+                current, longest = [], 0
+            current.append(i)
+            longest = max(longest, lengths[i])
+        if current:
+            batches.append(current)
+    rng.shuffle(batches)
+    return batches
+
+
+def collate(examples: Sequence[TrainingExample], pad_id: int, task_index: dict[str, int]) -> Batch:
+    """Right-pad ``examples`` into one :class:`Batch`; loss on tokens from each example's ``loss_start``."""
+    import torch
+
+    width = max(len(e) for e in examples)
+    ids = torch.full((len(examples), width), pad_id, dtype=torch.long)
+    labels = torch.full((len(examples), width), IGNORE, dtype=torch.long)
+    mask = torch.zeros((len(examples), width), dtype=torch.long)
+    for row, ex in enumerate(examples):
+        n = len(ex)
+        ids[row, :n] = torch.tensor(ex.input_ids)
+        mask[row, :n] = 1
+        start = max(1, ex.loss_start)  # the first token has nothing to be predicted from
+        labels[row, start:n] = ids[row, start:n]
+    tasks = torch.tensor([task_index[e.task] for e in examples], dtype=torch.long)
+    n_tokens = int(mask.sum())
+    padded = n_tokens < mask.numel()
+    return Batch(ids, mask if padded else None, labels, tasks, n_tokens)

@@ -1,0 +1,227 @@
+"""The test-time trainer: AdamW on an adapter's parameters over weighted task examples, within a budget.
+
+One loop, no framework: length-bucketed batches (see :mod:`lift_memory.train.collate`), linear warm-up then a
+constant rate (LIFT trains at a constant rate), gradient clipping, and a loss that is the weighted mean of
+per-task mean token losses, so that a task type's share of the gradient is its weight, not its token count.
+It stops on the first of: step, token or time budget, a loss plateau, or a callback asking to stop.
+
+Examples come from a sequence (the same every epoch) or from an :class:`ExampleSource`, asked once per epoch,
+so sources can resample contextualized examples or add tasks that arrived while training ran.
+
+The trainer knows parameters and examples; it knows nothing about adapters, documents or files.
+"""
+
+from __future__ import annotations
+
+import random
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from typing import Protocol, runtime_checkable
+
+from lift_memory.config import TrainConfig
+from lift_memory.train.collate import IGNORE, Batch, collate, plan_batches
+from lift_memory.types import TrainingExample, TrainStats
+
+
+@runtime_checkable
+class ExampleSource(Protocol):
+    """Gives the examples of each epoch; may change between epochs."""
+
+    def epoch(self, index: int, rng: random.Random) -> Sequence[TrainingExample]: ...
+
+
+@dataclass(frozen=True)
+class StepInfo:
+    """What a callback sees after every optimizer step. ``seconds`` excludes time spent in callbacks."""
+
+    step: int
+    loss: float
+    learning_rate: float
+    tokens: int
+    tokens_per_second: float
+    seconds: float
+    loss_by_task: dict[str, float] = field(default_factory=dict)
+
+
+Callback = Callable[[StepInfo], "bool | None"]
+"""Called after each step; returning True stops training (reason ``"callback"``)."""
+
+
+class _Plateau:
+    """Tracks a bias-corrected exponential moving average of the loss and counts steps without progress."""
+
+    def __init__(self, patience: int | None, delta: float, beta: float = 0.9) -> None:
+        self.patience, self.delta, self.beta = patience, delta, beta
+        self.avg, self.n, self.best, self.since = 0.0, 0, float("inf"), 0
+
+    def update(self, loss: float) -> bool:
+        self.n += 1
+        self.avg = self.beta * self.avg + (1 - self.beta) * loss
+        smoothed = self.avg / (1 - self.beta**self.n)
+        if smoothed < self.best * (1 - self.delta):
+            self.best, self.since = smoothed, 0
+        else:
+            self.since += 1
+        return self.patience is not None and self.since >= self.patience
+
+
+def task_losses(logits, labels, tasks, weights):
+    """Weighted mean over tasks of each task's mean token loss.
+
+    Args:
+        logits: (B, T, V) next-token logits.
+        labels: (B, T) target ids, ``IGNORE`` where no loss is taken (unshifted, as in transformers).
+        tasks: (B,) task index of each row.
+        weights: (K,) weight of each task.
+
+    Returns:
+        (loss, per-task mean losses (K,), per-task token counts (K,)).
+    """
+    import torch
+    import torch.nn.functional as F
+
+    target = labels[:, 1:]  # (B, T-1)
+    flat = F.cross_entropy(
+        logits[:, :-1].reshape(-1, logits.size(-1)).float(), target.reshape(-1), ignore_index=IGNORE, reduction="none"
+    )
+    valid = target.reshape(-1) != IGNORE
+    row_task = tasks[:, None].expand_as(target).reshape(-1)[valid]  # (N,)
+    k = weights.numel()
+    sums = torch.zeros(k, device=flat.device).index_add_(0, row_task, flat[valid])
+    counts = torch.zeros(k, device=flat.device).index_add_(0, row_task, torch.ones_like(flat[valid]))
+    means = sums / counts.clamp(min=1)
+    w = weights * (counts > 0)
+    return (means * w).sum() / w.sum().clamp(min=1e-12), means.detach(), counts
+
+
+class Trainer:
+    """Trains ``parameters`` of ``model`` on weighted examples.
+
+    Args:
+        model: a causal LM whose forward takes ``input_ids`` and ``attention_mask`` and returns ``.logits``.
+        parameters: what to train (the adapter's); nothing else gets gradients.
+        config: optimizer, batching, budget and task weights.
+        pad_id: token id used for padding.
+        callbacks: called after every step with a :class:`StepInfo`.
+        progress: show a progress bar.
+        desc: the progress bar's label.
+    """
+
+    def __init__(
+        self,
+        model,
+        parameters: list,
+        config: TrainConfig,
+        *,
+        pad_id: int,
+        callbacks: Sequence[Callback] = (),
+        progress: bool = True,
+        desc: str = "memorizing",
+    ) -> None:
+        self.model, self.parameters, self.config = model, list(parameters), config
+        self.pad_id, self.callbacks, self.progress, self.desc = pad_id, list(callbacks), progress, desc
+
+    def _optimizer(self):
+        import torch
+
+        c = self.config
+        kwargs = {"lr": c.learning_rate, "betas": c.betas, "weight_decay": c.weight_decay}
+        try:
+            return torch.optim.AdamW(self.parameters, fused=True, **kwargs)
+        except (RuntimeError, TypeError):  # no fused kernel for this device or dtype
+            return torch.optim.AdamW(self.parameters, foreach=True, **kwargs)
+
+    def _batches(self, source, rng: random.Random):
+        """Endless stream of (examples) batches, re-planned every epoch."""
+        epoch = 0
+        while True:
+            examples = source.epoch(epoch, rng) if isinstance(source, ExampleSource) else source
+            examples = [e for e in examples if self.config.task_weights.get(e.task, 0.0) > 0 and len(e) > 1]
+            if not examples:
+                return
+            for idx in plan_batches([len(e) for e in examples], self.config.batch_tokens, rng):
+                yield [examples[i] for i in idx]
+            epoch += 1
+
+    def fit(self, examples: Sequence[TrainingExample] | ExampleSource) -> TrainStats:
+        """Train until a budget, a plateau or a callback stops it; return what happened."""
+        import torch
+        from tqdm.auto import tqdm
+
+        c = self.config
+        names = sorted(c.task_weights)
+        index = {name: i for i, name in enumerate(names)}
+        device = self.parameters[0].device
+        weights = torch.tensor([c.task_weights[n] for n in names], device=device)
+        rng = random.Random(c.seed)
+        torch.manual_seed(c.seed)
+        opt = self._optimizer()
+        sched = torch.optim.lr_scheduler.LambdaLR(opt, lambda s: min(1.0, (s + 1) / (c.warmup_steps + 1)))
+        plateau = _Plateau(c.plateau_patience, c.plateau_delta)
+        step = tokens = 0
+        seconds = 0.0
+        loss_value, reason = float("nan"), "no examples"
+        last_by_task: dict[str, float] = {}
+        seen: dict[str, int] = {}
+        bar = tqdm(total=c.max_steps, desc=self.desc, unit="step", disable=not self.progress, leave=False)
+        self.model.train()
+        try:
+            for group in self._batches(examples, rng):
+                started = time.perf_counter()
+                for e in group:
+                    seen[e.task] = seen.get(e.task, 0) + 1
+                batch = _to(collate(group, self.pad_id, index), device)
+                logits = self.model(input_ids=batch.input_ids, attention_mask=batch.attention_mask).logits
+                loss, means, counts = task_losses(logits, batch.labels, batch.tasks, weights)
+                loss.backward()
+                if c.grad_clip is not None:
+                    torch.nn.utils.clip_grad_norm_(self.parameters, c.grad_clip)
+                lr = opt.param_groups[0]["lr"]
+                opt.step()
+                sched.step()
+                opt.zero_grad(set_to_none=True)
+                loss_value = loss.item()
+                step, tokens = step + 1, tokens + batch.n_tokens
+                seconds += time.perf_counter() - started
+                last_by_task.update({names[i]: round(means[i].item(), 4) for i in range(len(names)) if counts[i] > 0})
+                info = StepInfo(step, loss_value, lr, tokens, tokens / seconds, seconds, dict(last_by_task))
+                bar.update()
+                bar.set_postfix(loss=f"{loss_value:.3f}", tok_s=f"{info.tokens_per_second:.0f}", refresh=False)
+                reason = self._stop_reason(info, plateau.update(loss_value))
+                if any([cb(info) for cb in self.callbacks]):
+                    reason = reason or "callback"
+                if reason:
+                    break
+            else:
+                reason = "no examples" if step == 0 else "exhausted"
+        finally:
+            bar.close()
+            self.model.eval()
+        return TrainStats(
+            steps=step,
+            tokens=tokens,
+            seconds=round(seconds, 3),
+            tokens_per_second=round(tokens / seconds, 1) if seconds else 0.0,
+            final_loss=round(loss_value, 4),
+            stop_reason=reason,
+            loss_by_task=last_by_task,
+            examples_by_task=seen,
+        )
+
+    def _stop_reason(self, info: StepInfo, plateaued: bool) -> str:
+        c = self.config
+        if c.max_steps is not None and info.step >= c.max_steps:
+            return "max_steps"
+        if c.max_tokens is not None and info.tokens >= c.max_tokens:
+            return "max_tokens"
+        if c.max_seconds is not None and info.seconds >= c.max_seconds:
+            return "max_seconds"
+        if plateaued and info.step > c.warmup_steps:
+            return "plateau"
+        return ""
+
+
+def _to(batch: Batch, device) -> Batch:
+    move = lambda t: None if t is None else t.to(device, non_blocking=True)  # noqa: E731
+    return Batch(move(batch.input_ids), move(batch.attention_mask), move(batch.labels), move(batch.tasks), batch.n_tokens)

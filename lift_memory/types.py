@@ -1,0 +1,119 @@
+"""Frozen records passed between the stages of memorize and ask.
+
+Plain dataclasses: no behaviour beyond conversion to JSON-ready dicts. Stages agree on these shapes and on
+nothing else, so any stage can be replaced without touching its neighbours.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass, field
+from typing import Any
+
+
+def _to_dict(record: Any) -> dict[str, Any]:
+    return dataclasses.asdict(record)
+
+
+@dataclass(frozen=True, slots=True)
+class Segment:
+    """A span of a tokenized document used as a language-modelling example.
+
+    ``kind`` is ``"segment"`` for the long overlapping windows and ``"window"`` for the short windows that
+    start at a sentence start. Token indices refer to the document's own tokenization for segments; a window
+    is re-tokenized from its sentence start (as a prompt starting there would be), so only its character span
+    is comparable across kinds.
+    """
+
+    kind: str
+    token_ids: tuple[int, ...]
+    char_start: int
+    char_end: int
+    token_start: int = -1
+    token_end: int = -1
+
+
+@dataclass(frozen=True, slots=True)
+class TrainingExample:
+    """One sequence to train on: loss on ``input_ids[loss_start:]`` (shifted), weighted by its ``task``."""
+
+    task: str
+    input_ids: tuple[int, ...]
+    loss_start: int = 0
+
+    def __len__(self) -> int:
+        return len(self.input_ids)
+
+
+@dataclass(frozen=True, slots=True)
+class TrainStats:
+    """What one training run did and why it stopped."""
+
+    steps: int
+    tokens: int
+    seconds: float
+    tokens_per_second: float
+    final_loss: float
+    stop_reason: str
+    loss_by_task: dict[str, float] = field(default_factory=dict)
+    examples_by_task: dict[str, int] = field(default_factory=dict)
+
+    to_dict = _to_dict
+
+
+@dataclass(frozen=True, slots=True)
+class Snippet:
+    """A piece of a stored document used as evidence, with where it comes from."""
+
+    doc_id: str
+    text: str
+    char_start: int
+    char_end: int
+    chunk_id: str = ""
+    score: float = 0.0
+    scores: dict[str, float] = field(default_factory=dict)
+
+    to_dict = _to_dict
+
+
+@dataclass(frozen=True, slots=True)
+class MemoryRecord:
+    """What is stored about one memorized document (the manifest, as a record)."""
+
+    doc_id: str
+    title: str | None
+    doc_hash: str
+    n_chars: int
+    n_tokens: int
+    base_model: str
+    adapter: dict[str, Any] | None
+    trained: bool
+    reason: str
+    created: str
+    train: TrainStats | None = None
+    tasks: dict[str, int] = field(default_factory=dict)
+    indexed: bool = False
+    extra: dict[str, Any] = field(default_factory=dict)
+
+    to_dict = _to_dict
+
+
+@dataclass(frozen=True, slots=True)
+class Answer:
+    """An answer, the route that produced it and the evidence it rests on.
+
+    ``adapter`` names the document whose adapter was on the model (``None``: the base model answered).
+    ``timings`` holds seconds per stage (``retrieve``, ``prompt``, ``prefill``, ``decode``, ``total``).
+    """
+
+    text: str
+    route: str
+    adapter: str | None
+    doc_ids: tuple[str, ...]
+    snippets: tuple[Snippet, ...] = ()
+    prompt_tokens: int = 0
+    generated_tokens: int = 0
+    timings: dict[str, float] = field(default_factory=dict)
+    notes: tuple[str, ...] = ()
+
+    to_dict = _to_dict

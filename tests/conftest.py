@@ -1,0 +1,131 @@
+"""Shared fixtures: offline guards, tiny models built in code, and the cached builtin:tiny.
+
+Every test runs offline: hubs are switched off before transformers is imported, and sockets may connect
+to loopback only (a real Chroma server on 127.0.0.1 is fine, the internet is not).
+"""
+
+from __future__ import annotations
+
+import os
+
+os.environ["HF_HUB_OFFLINE"] = "1"
+os.environ["TRANSFORMERS_OFFLINE"] = "1"
+os.environ["ANONYMIZED_TELEMETRY"] = "False"
+os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+
+import ipaddress  # noqa: E402
+import socket  # noqa: E402
+from pathlib import Path  # noqa: E402
+
+import pytest  # noqa: E402
+
+_real_connect = socket.socket.connect
+
+
+def _loopback_only(self, address):
+    host = address[0] if isinstance(address, tuple) else None
+    if host is not None:
+        try:
+            ok = ipaddress.ip_address(socket.gethostbyname(host)).is_loopback
+        except (OSError, ValueError):
+            ok = False
+        if not ok:
+            raise OSError(f"tests may not reach {host!r}: only loopback connections are allowed")
+    return _real_connect(self, address)
+
+
+socket.socket.connect = _loopback_only
+
+TEXT = (
+    "The quick brown fox jumps over the lazy dog. A stitch in time saves nine. "
+    "All that glitters is not gold! Where there is smoke, there is fire? "
+    "The early bird catches the worm. Actions speak louder than words.\n\n"
+    "Numbers like 42 and 1999 appear here, with names such as Ada Lovelace and Alan Turing. "
+) * 4
+
+
+def pytest_collection_modifyitems(config, items):
+    import torch
+
+    if torch.cuda.is_available():
+        return
+    skip = pytest.mark.skip(reason="needs CUDA")
+    for item in items:
+        if "gpu" in item.keywords:
+            item.add_marker(skip)
+
+
+def make_tokenizer(vocab_size: int = 320):
+    """A byte-level BPE tokenizer with a BOS post-processor, trained in milliseconds on TEXT."""
+    from tokenizers import Tokenizer, decoders, models, pre_tokenizers, processors, trainers
+    from transformers import PreTrainedTokenizerFast
+
+    tok = Tokenizer(models.BPE())
+    tok.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False)
+    tok.decoder = decoders.ByteLevel()
+    trainer = trainers.BpeTrainer(
+        vocab_size=vocab_size,
+        special_tokens=["<s>", "</s>", "<pad>"],
+        initial_alphabet=pre_tokenizers.ByteLevel.alphabet(),
+        show_progress=False,
+    )
+    tok.train_from_iterator([TEXT], trainer=trainer)
+    tok.post_processor = processors.TemplateProcessing(single="<s> $A", special_tokens=[("<s>", 0)])
+    return PreTrainedTokenizerFast(
+        tokenizer_object=tok, bos_token="<s>", eos_token="</s>", pad_token="<pad>", model_max_length=128
+    )
+
+
+def save_tiny_llama(path: Path, *, seed: int = 0, hidden: int = 32, tie: bool = False) -> Path:
+    """Save a randomly initialized 2-layer Llama (GQA) and its tokenizer as a local model directory."""
+    import torch
+    from transformers import LlamaConfig, LlamaForCausalLM
+
+    tokenizer = make_tokenizer()
+    config = LlamaConfig(
+        vocab_size=len(tokenizer),
+        hidden_size=hidden,
+        intermediate_size=2 * hidden,
+        num_hidden_layers=2,
+        num_attention_heads=4,
+        num_key_value_heads=2,
+        max_position_embeddings=128,
+        bos_token_id=0,
+        eos_token_id=1,
+        pad_token_id=2,
+        tie_word_embeddings=tie,
+    )
+    torch.manual_seed(seed)
+    LlamaForCausalLM(config).save_pretrained(path)
+    tokenizer.save_pretrained(path)
+    return path
+
+
+@pytest.fixture(scope="session")
+def tiny_model_dir(tmp_path_factory) -> Path:
+    return save_tiny_llama(tmp_path_factory.mktemp("tiny-llama"))
+
+
+@pytest.fixture(scope="session")
+def other_model_dir(tmp_path_factory) -> Path:
+    """Same architecture and tokenizer as ``tiny_model_dir``, different weights."""
+    return save_tiny_llama(tmp_path_factory.mktemp("tiny-llama-other"), seed=1)
+
+
+@pytest.fixture(scope="session")
+def builtin_dir() -> Path:
+    """builtin:tiny, built once into the user cache (a couple of minutes on a fresh machine)."""
+    from lift_memory.builtin import ensure_builtin
+
+    return ensure_builtin(progress=False)
+
+
+@pytest.fixture
+def fast_config():
+    """A MemoryConfig that trains a few steps on the tiny random model."""
+    from lift_memory.config import MemoryConfig, SegmentConfig, TrainConfig
+
+    return MemoryConfig(
+        segment=SegmentConfig(length=64, window=16),
+        train=TrainConfig(max_steps=3, batch_tokens=512, plateau_patience=None, warmup_steps=1),
+    )

@@ -1,0 +1,73 @@
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+
+import pytest
+from conftest import TEXT
+
+from lift_memory.cli import main
+
+
+@pytest.fixture
+def cli(tmp_path, tiny_model_dir, capsys):
+    base = ["--root", str(tmp_path / "mem"), "--model", str(tiny_model_dir), "--quiet"]
+
+    def run(command, *args, json_out=True):
+        code = main([command, *args, *base, *(["--json"] if json_out else [])])
+        out, err = capsys.readouterr()
+        return code, (json.loads(out) if json_out and code == 0 else out), err
+
+    return run
+
+
+def test_help_and_version_exit_zero():
+    for args in (["--help"], ["ask", "--help"], ["--version"]):
+        done = subprocess.run([sys.executable, "-m", "lift_memory.cli", *args], capture_output=True, text=True)
+        assert done.returncode == 0 and done.stdout
+
+
+def test_usage_errors_exit_two():
+    done = subprocess.run([sys.executable, "-m", "lift_memory.cli", "ask"], capture_output=True, text=True)
+    assert done.returncode == 2 and "usage:" in done.stderr
+
+
+def test_memorize_list_ask_forget(cli, tmp_path, monkeypatch):
+    from lift_memory.config import MemoryConfig, SegmentConfig, TrainConfig
+
+    fast = MemoryConfig(segment=SegmentConfig(length=64, window=16), train=TrainConfig(max_steps=2, batch_tokens=512))
+    monkeypatch.setattr("lift_memory.memory.MemoryConfig", lambda: fast)
+    doc = tmp_path / "proverbs.txt"
+    doc.write_text(TEXT)
+    code, record, _ = cli("memorize", str(doc), "--id", "prov")
+    assert code == 0 and record["doc_id"] == "prov" and record["title"] == "proverbs.txt" and record["trained"]
+    code, records, _ = cli("list")
+    assert [r["doc_id"] for r in records] == ["prov"]
+    code, answer, _ = cli("ask", "prov", "What saves nine?", "--max-new-tokens", "4")
+    assert code == 0 and answer["route"] == "lift" and answer["adapter"] == "prov"
+    code, out, _ = cli("forget", "prov")
+    assert code == 0 and out == {"forgotten": "prov"}
+    code, out, _ = cli("list", json_out=False)
+    assert out.strip() == "no memories yet"
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["ask", "ghost", "?"], "no memory with doc_id 'ghost'"),
+        (["forget", "../x"], "not a safe name"),
+        (["memorize", "/nonexistent/file.txt"], "cannot read"),
+    ],
+)
+def test_errors_are_one_line_with_exit_one(cli, args, message):
+    code, _, err = cli(*args, json_out=False)
+    assert code == 1
+    assert err.startswith("lift-memory: error:") and message in err and err.count("\n") == 1
+
+
+def test_binary_file_is_refused(cli, tmp_path):
+    blob = tmp_path / "image.png"
+    blob.write_bytes(b"\x89PNG\r\n\x1a\n\x00\x00\x00\rIHDR")
+    code, _, err = cli("memorize", str(blob), json_out=False)
+    assert code == 1 and "not UTF-8" in err

@@ -1,0 +1,135 @@
+from __future__ import annotations
+
+import pytest
+import torch
+from conftest import TEXT
+
+from lift_memory import LiftMemory
+from lift_memory.config import LoraAdapterConfig
+from lift_memory.errors import (
+    AdapterMismatchError,
+    DocumentExistsError,
+    InvalidDocumentError,
+    InvalidIdError,
+    UnknownDocumentError,
+)
+
+
+@pytest.fixture
+def memory(tmp_path, tiny_model_dir, fast_config):
+    return LiftMemory(fast_config, root=tmp_path / "mem", model=str(tiny_model_dir), progress=False)
+
+
+def _logits(memory, doc_id, ids=(0, 5, 9, 33, 70, 101)):
+    memory._use(doc_id)
+    with torch.no_grad():
+        return memory.engine.adapter.model(input_ids=torch.tensor([ids])).logits
+
+
+def test_memorize_then_ask(memory):
+    record = memory.memorize(TEXT, title="proverbs")
+    assert record.doc_id.startswith("doc-") and record.title == "proverbs"
+    assert record.trained and record.train.steps == 3 and record.train.stop_reason == "max_steps"
+    assert record.tasks["segment"] >= 1 and record.tasks["window"] >= 5
+    assert record.adapter["kind"] == "lora" and record.base_model == memory.config.model.name
+    answer = memory.ask("What saves nine?", record.doc_id, max_new_tokens=5)
+    assert answer.route == "lift" and answer.adapter == record.doc_id
+    assert answer.generated_tokens <= 5 and answer.prompt_tokens + 5 <= memory.engine.base.context_window
+    assert set(answer.timings) >= {"prompt", "generate", "total"}
+    assert "".join(memory.stream("What saves nine?", record.doc_id, max_new_tokens=5)) == answer.text
+
+
+def test_a_fresh_process_answers_with_identical_logits(memory, tmp_path, tiny_model_dir, fast_config):
+    record = memory.memorize(TEXT, doc_id="proverbs")
+    trained = _logits(memory, "proverbs")
+    assert not torch.equal(trained, memory_base_logits(memory))
+    reopened = LiftMemory(fast_config, root=tmp_path / "mem", model=str(tiny_model_dir), progress=False)
+    assert [r.doc_id for r in reopened.list()] == ["proverbs"]
+    assert reopened.get("proverbs").doc_hash == record.doc_hash
+    assert torch.equal(_logits(reopened, "proverbs"), trained)
+
+
+def memory_base_logits(memory, ids=(0, 5, 9, 33, 70, 101)):
+    with memory.engine.adapter.disabled(), torch.no_grad():
+        return memory.engine.adapter.model(input_ids=torch.tensor([ids])).logits
+
+
+def test_switching_documents_swaps_adapters_not_models(memory):
+    memory.memorize(TEXT, doc_id="a")
+    memory.memorize(TEXT.upper(), doc_id="b")
+    model = memory.engine.base.model
+    a, b = _logits(memory, "a"), _logits(memory, "b")
+    assert not torch.equal(a, b)
+    assert torch.equal(_logits(memory, "a"), a) and memory.engine.base.model is model
+
+
+def test_identical_text_is_a_no_op(memory):
+    first = memory.memorize(TEXT, doc_id="same")
+    calls = []
+    again = memory.memorize(TEXT, doc_id="same", callbacks=[calls.append])
+    assert again == first and calls == []
+
+
+def test_a_different_text_under_a_taken_id_is_refused_unless_replaced(memory):
+    memory.memorize(TEXT, doc_id="taken")
+    with pytest.raises(DocumentExistsError, match="replace=True"):
+        memory.memorize(TEXT + " More.", doc_id="taken")
+    assert memory.bank.text("taken") == TEXT
+    replaced = memory.memorize(TEXT + " More.", doc_id="taken", replace=True)
+    assert memory.bank.text("taken") == TEXT + " More." and replaced.n_chars == len(TEXT) + 6
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "error"),
+    [
+        ({"text": ""}, InvalidDocumentError),
+        ({"text": "   \n"}, InvalidDocumentError),
+        ({"text": b"\x89PNG\r\n\x1a\n\x00\x00"}, InvalidDocumentError),
+        ({"text": TEXT, "doc_id": "../../etc/passwd"}, InvalidIdError),
+    ],
+)
+def test_bad_input_is_refused_and_nothing_is_lost(memory, kwargs, error):
+    memory.memorize(TEXT, doc_id="kept")
+    before = _logits(memory, "kept")
+    with pytest.raises(error):
+        memory.memorize(**kwargs)
+    assert [r.doc_id for r in memory.list()] == ["kept"]
+    assert torch.equal(_logits(memory, "kept"), before)
+
+
+def test_unknown_ids(memory):
+    with pytest.raises(UnknownDocumentError, match="no memory with doc_id 'ghost'"):
+        memory.ask("?", "ghost")
+    with pytest.raises(UnknownDocumentError):
+        memory.forget("ghost")
+
+
+def test_adapters_of_another_base_model_are_refused(memory, tmp_path, other_model_dir, fast_config):
+    memory.memorize(TEXT, doc_id="mine")
+    other = LiftMemory(fast_config, root=tmp_path / "mem", model=str(other_model_dir), progress=False)
+    with pytest.raises(AdapterMismatchError, match="memorized with base model"):
+        other.ask("?", "mine")
+
+
+def test_adapters_of_another_layout_are_refused(memory, tmp_path, tiny_model_dir, fast_config):
+    memory.memorize(TEXT, doc_id="mine")
+    config = fast_config.model_copy(update={"adapter": LoraAdapterConfig(r=2)})
+    other = LiftMemory(config, root=tmp_path / "mem", model=str(tiny_model_dir), progress=False)
+    with pytest.raises(AdapterMismatchError, match="lora adapter"):
+        other.ask("?", "mine")
+
+
+def test_forget(memory):
+    memory.memorize(TEXT, doc_id="gone")
+    memory.forget("gone")
+    assert memory.list() == []
+    with pytest.raises(UnknownDocumentError):
+        memory.ask("?", "gone")
+
+
+def test_perplexity_uses_every_token_once(memory):
+    short = memory.perplexity(TEXT[:200])
+    long = memory.perplexity(TEXT * 3, stride=40)
+    assert short > 1 and long > 1
+    # A random model: perplexity near the vocabulary size, whatever the stride.
+    assert abs(memory.perplexity(TEXT * 3, stride=100) - long) / long < 0.2

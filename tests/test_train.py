@@ -1,0 +1,126 @@
+from __future__ import annotations
+
+import random
+
+import pytest
+import torch
+
+from lift_memory.adapters.registry import attach
+from lift_memory.config import LoraAdapterConfig, TrainConfig
+from lift_memory.models import load_model
+from lift_memory.train.collate import IGNORE, collate, plan_batches
+from lift_memory.train.loop import Trainer, task_losses
+from lift_memory.types import TrainingExample
+
+
+def _examples(n=24):
+    rng = random.Random(0)
+    out = []
+    for i in range(n):
+        length = rng.choice([6, 9, 30, 40])
+        ids = tuple(rng.randrange(3, 300) for _ in range(length))
+        out.append(TrainingExample("segment" if length > 20 else "window", (0, *ids), loss_start=1 + i % 3))
+    return out
+
+
+def _fresh(model_dir, seed=0):
+    base = load_model(str(model_dir))
+    return base, attach(base.model, LoraAdapterConfig(r=4, train_embeddings=True), seed=seed)
+
+
+def test_plan_batches_respects_the_token_budget_and_uses_every_example_once():
+    lengths = [random.Random(i).randrange(1, 50) for i in range(200)]
+    batches = plan_batches(lengths, 120, random.Random(0))
+    assert sorted(i for b in batches for i in b) == list(range(200))
+    for b in batches:
+        assert len(b) == 1 or max(lengths[i] for i in b) * len(b) <= 120
+
+
+def test_collate_pads_and_masks_labels():
+    exs = [TrainingExample("a", (0, 5, 6, 7), loss_start=2), TrainingExample("b", (0, 8), loss_start=0)]
+    batch = collate(exs, pad_id=2, task_index={"a": 0, "b": 1})
+    assert batch.input_ids.tolist() == [[0, 5, 6, 7], [0, 8, 2, 2]]
+    assert batch.labels.tolist() == [[IGNORE, IGNORE, 6, 7], [IGNORE, 8, IGNORE, IGNORE]]
+    assert batch.attention_mask.tolist() == [[1, 1, 1, 1], [1, 1, 0, 0]]
+    assert batch.tasks.tolist() == [0, 1] and batch.n_tokens == 6
+    same_length = collate(exs[:1], pad_id=2, task_index={"a": 0})
+    assert same_length.attention_mask is None  # no padding: the fast causal attention path
+
+
+def test_task_loss_is_the_weighted_mean_of_per_task_means():
+    torch.manual_seed(0)
+    logits = torch.randn(3, 5, 11)
+    labels = torch.randint(0, 11, (3, 5))
+    labels[2, 3:] = IGNORE
+    tasks = torch.tensor([0, 0, 1])
+    loss, means, counts = task_losses(logits, labels, tasks, torch.tensor([1.0, 3.0]))
+    token = torch.nn.functional.cross_entropy(logits[:, :-1].reshape(-1, 11), labels[:, 1:].reshape(-1), reduction="none")
+    token = token.view(3, 4)
+    mean0 = token[:2].mean()
+    mean1 = token[2, :2].mean()  # row 2 keeps targets at positions 1 and 2
+    assert counts.tolist() == [8, 2]
+    torch.testing.assert_close(means, torch.stack([mean0, mean1]))
+    torch.testing.assert_close(loss, (mean0 + 3 * mean1) / 4)
+
+
+def test_training_is_deterministic_for_a_seed(tiny_model_dir):
+    config = TrainConfig(max_steps=4, batch_tokens=128, plateau_patience=None, seed=3)
+    states = []
+    for _ in range(2):
+        base, adapter = _fresh(tiny_model_dir)
+        Trainer(adapter.model, adapter.parameters(), config, pad_id=2, progress=False).fit(_examples())
+        states.append(adapter.state_dict())
+    assert states[0].keys() == states[1].keys()
+    assert all(torch.equal(states[0][k], states[1][k]) for k in states[0])
+    assert any(not torch.equal(states[0][k], adapter._initial[k]) for k in states[0])  # it did train
+
+
+def test_only_adapter_parameters_change(tiny_model_dir):
+    base, adapter = _fresh(tiny_model_dir)
+    before = {k: v.clone() for k, v in base.model.state_dict().items() if "lora" not in k and "modules_to_save" not in k}
+    Trainer(adapter.model, adapter.parameters(), TrainConfig(max_steps=3, batch_tokens=128), pad_id=2, progress=False).fit(
+        _examples()
+    )
+    after = base.model.state_dict()
+    assert all(torch.equal(before[k], after[k]) for k in before)
+
+
+@pytest.mark.parametrize(
+    ("budget", "reason"),
+    [({"max_steps": 2}, "max_steps"), ({"max_steps": None, "max_tokens": 50}, "max_tokens")],
+)
+def test_budgets_stop_training(tiny_model_dir, budget, reason):
+    _, adapter = _fresh(tiny_model_dir)
+    config = TrainConfig(batch_tokens=128, plateau_patience=None, **budget)
+    stats = Trainer(adapter.model, adapter.parameters(), config, pad_id=2, progress=False).fit(_examples())
+    assert stats.stop_reason == reason
+    if reason == "max_steps":
+        assert stats.steps == 2
+    else:
+        assert stats.tokens >= 50 and stats.steps <= 2
+
+
+def test_plateau_and_callbacks_stop_training(tiny_model_dir):
+    _, adapter = _fresh(tiny_model_dir)
+    seen = []
+    config = TrainConfig(max_steps=50, batch_tokens=128, plateau_patience=1, plateau_delta=10.0, warmup_steps=0)
+    stats = Trainer(adapter.model, adapter.parameters(), config, pad_id=2, progress=False).fit(_examples())
+    assert stats.stop_reason == "plateau" and stats.steps < 50  # delta=10 means nothing counts as progress
+
+    def stop_at_three(info):
+        seen.append((info.step, info.loss, info.learning_rate, info.tokens_per_second))
+        return info.step == 3
+
+    config = TrainConfig(max_steps=50, batch_tokens=128, plateau_patience=None)
+    stats = Trainer(adapter.model, adapter.parameters(), config, pad_id=2, callbacks=[stop_at_three], progress=False).fit(
+        _examples()
+    )
+    assert stats.stop_reason == "callback" and stats.steps == 3
+    assert [s[0] for s in seen] == [1, 2, 3] and all(s[3] > 0 for s in seen)
+
+
+def test_zero_weight_tasks_are_not_trained(tiny_model_dir):
+    _, adapter = _fresh(tiny_model_dir)
+    config = TrainConfig(max_steps=3, batch_tokens=128, task_weights={"segment": 1.0, "window": 0.0})
+    stats = Trainer(adapter.model, adapter.parameters(), config, pad_id=2, progress=False).fit(_examples())
+    assert set(stats.examples_by_task) == {"segment"}
