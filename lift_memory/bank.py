@@ -73,7 +73,9 @@ class AdapterBank:
         except FileNotFoundError:
             raise UnknownDocumentError(self._unknown(doc_id)) from None
         except (json.JSONDecodeError, UnicodeDecodeError) as exc:
-            raise StoreCorruptedError(f"manifest of {doc_id!r} is unreadable ({exc}); forget and re-memorize it") from exc
+            raise StoreCorruptedError(
+                f"manifest of {doc_id!r} is unreadable ({exc}); forget and re-memorize it"
+            ) from exc
 
     def _unknown(self, doc_id: str) -> str:
         known = self.ids()
@@ -93,7 +95,9 @@ class AdapterBank:
         try:
             return load_file(self._dir(doc_id) / file)
         except (OSError, ValueError, RuntimeError) as exc:  # safetensors raises SafetensorError(RuntimeError)
-            raise StoreCorruptedError(f"adapter of {doc_id!r} is unreadable ({exc}); forget and re-memorize it") from exc
+            raise StoreCorruptedError(
+                f"adapter of {doc_id!r} is unreadable ({exc}); forget and re-memorize it"
+            ) from exc
 
     def save(self, doc_id: str, *, text: str, manifest: dict[str, Any], state: dict[str, Any] | None) -> None:
         """Store a document atomically: text and adapter under content names first, the manifest last."""

@@ -63,7 +63,7 @@ def _cmd_demo(args: argparse.Namespace) -> None:
             f"memorized a {report['document_tokens']}-token haystack with a needle at {report['depth']:.0%} depth",
             f"training: {report['train_seconds']:.1f} s, {report['train_steps']} steps, "
             f"{report['tokens_per_second']:.0f} tokens/s (stopped: {report['stop_reason']})",
-            f"needle first recalled from a bare prompt after: "
+            "needle first recalled from a bare prompt after: "
             + (f"{recalled:.1f} s of training" if recalled is not None else "not recalled"),
             f"document perplexity: {report['perplexity_before']:.2f} -> {report['perplexity_after']:.2f}",
             f"prompt: {report['prompt']!r}",

@@ -70,8 +70,9 @@ AdapterConfig = Annotated[LoraAdapterConfig, Field(discriminator="kind")]
 class TrainConfig(_Config):
     """The test-time trainer: optimizer, batches, budget and task weights."""
 
-    learning_rate: float = Field(default=2e-3, gt=0)
-    """Peak learning rate (AdamW)."""
+    learning_rate: float | None = Field(default=None, gt=0)
+    """Peak learning rate (AdamW). None: 4e-3 for ``builtin:tiny`` (whose embeddings train too), else 3e-4
+    (LIFT's fast LoRA setting)."""
     warmup_steps: int = Field(default=10, ge=0)
     """Linear warm-up steps; constant afterwards (LIFT trains at a constant rate)."""
     weight_decay: float = Field(default=1e-4, ge=0)
@@ -80,7 +81,7 @@ class TrainConfig(_Config):
     """AdamW betas (LIFT: 0.9, 0.98)."""
     grad_clip: float | None = Field(default=1.0, gt=0)
     """Clip the gradient norm to this value; None disables clipping."""
-    batch_tokens: int = Field(default=4096, ge=16)
+    batch_tokens: int = Field(default=2048, ge=16)
     """Padded tokens per mini-batch; examples of similar length are batched together."""
     max_steps: int | None = Field(default=400, ge=1)
     """Stop after this many optimizer steps (None: no step budget)."""
@@ -104,6 +105,12 @@ class TrainConfig(_Config):
         if any(w < 0 for w in self.task_weights.values()):
             raise ValueError(f"train.task_weights must be >= 0, got {self.task_weights}")
         return self
+
+    def resolved(self, *, builtin: bool) -> TrainConfig:
+        """This config with the model-dependent defaults filled in."""
+        if self.learning_rate is not None:
+            return self
+        return self.model_copy(update={"learning_rate": 4e-3 if builtin else 3e-4})
 
 
 class GenerationConfig(_Config):

@@ -31,9 +31,7 @@ def _forward(model, ids, past):
     return model(**kwargs)
 
 
-def generate_ids(
-    model, prompt_ids: list[int], config: GenerationConfig, eos_ids: Iterable[int] = ()
-) -> Iterator[int]:
+def generate_ids(model, prompt_ids: list[int], config: GenerationConfig, eos_ids: Iterable[int] = ()) -> Iterator[int]:
     """Yield up to ``config.max_new_tokens`` new token ids; stops before an end-of-sequence id."""
     import torch
 

@@ -48,12 +48,11 @@ class _Engine:
         from lift_memory.segment import Segmenter
 
         self.base = load_model(config.model, progress=progress)
-        self.adapter = attach(
-            self.base.model, config.adapter, seed=config.train.seed, builtin=self.base.is_builtin
-        )
+        self.adapter = attach(self.base.model, config.adapter, seed=config.train.seed, builtin=self.base.is_builtin)
         room = self.base.context_window - len(self.base.prefix_ids)
         s = config.segment
         self.segmenter = Segmenter.for_model(s.length, s.overlap, s.window, max_length=room)
+        self.train = config.train.resolved(builtin=self.base.is_builtin)
         self.loaded: str | None = None  # doc_id whose weights are in the slot
         self.states: OrderedDict[str, dict[str, Any]] = OrderedDict()
 
@@ -118,7 +117,7 @@ class LiftMemory:
         c = self.config
         return {
             "segment": c.segment.model_dump(mode="json"),
-            "train": c.train.model_dump(mode="json"),
+            "train": self.engine.train.model_dump(mode="json"),
             "adapter": c.adapter.model_dump(mode="json"),
         }
 
@@ -211,7 +210,7 @@ class LiftMemory:
             trainer = Trainer(
                 eng.adapter.model,
                 eng.adapter.parameters(),
-                self.config.train,
+                eng.train,
                 pad_id=eng.pad_id,
                 callbacks=callbacks,
                 progress=self.progress,

@@ -69,12 +69,12 @@ def _resolve_dtype(dtype: str, device):
     return getattr(torch, dtype)
 
 
-def load_model(config: ModelConfig | str = ModelConfig(), *, progress: bool = True) -> LoadedModel:
+def load_model(config: ModelConfig | str | None = None, *, progress: bool = True) -> LoadedModel:
     """Load the base model named by ``config`` (a :class:`ModelConfig` or just a name), frozen, in eval mode."""
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
-    if isinstance(config, str):
-        config = ModelConfig(name=config)
+    if config is None or isinstance(config, str):
+        config = ModelConfig() if config is None else ModelConfig(name=config)
     if not progress:
         from transformers.utils import logging as hf_logging
 

@@ -18,7 +18,9 @@ from lift_memory.errors import ConfigError
 from lift_memory.segment import TokenizedDocument
 
 ELLIPSIS = "\n...\n"
-CHAT_INSTRUCTION = "Answer the question using the document.\n\n<document>\n{context}\n</document>\n\nQuestion: {question}"
+CHAT_INSTRUCTION = (
+    "Answer the question using the document.\n\n<document>\n{context}\n</document>\n\nQuestion: {question}"
+)
 
 
 @dataclass(frozen=True)

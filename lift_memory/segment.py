@@ -47,7 +47,7 @@ def overlapping_spans(n_tokens: int, length: int, overlap: int) -> list[tuple[in
     if n_tokens <= length:
         return [(0, n_tokens)] if n_tokens else []
     stride = length - overlap
-    starts = list(range(0, n_tokens - length, stride)) + [n_tokens - length]
+    starts = [*list(range(0, n_tokens - length, stride)), n_tokens - length]
     return [(s, s + length) for s in starts]
 
 
@@ -67,16 +67,17 @@ class TokenizedDocument:
         return self.offsets[start][0], self.offsets[end - 1][1]
 
     def token_at(self, char: int) -> int:
-        """Index of the first token that starts at or after character ``char``."""
-        return bisect.bisect_left(self.offsets, (char, -1))
+        """Index of the token covering character ``char`` (the last one starting at or before it); ``len(self)``
+        for a character past the last token."""
+        if self.offsets and char >= self.offsets[-1][1]:
+            return len(self.ids)
+        return max(0, bisect.bisect_right(self.offsets, (char, float("inf"))) - 1)
 
 
 def tokenize(text: str, tokenizer) -> TokenizedDocument:
     """Tokenize ``text`` without special tokens, keeping character offsets (needs a fast tokenizer)."""
     if not getattr(tokenizer, "is_fast", False):
-        raise ModelLoadError(
-            f"{type(tokenizer).__name__} gives no character offsets; load the model's fast tokenizer"
-        )
+        raise ModelLoadError(f"{type(tokenizer).__name__} gives no character offsets; load the model's fast tokenizer")
     enc = tokenizer(text, add_special_tokens=False, return_offsets_mapping=True, verbose=False)
     return TokenizedDocument(text, tuple(enc["input_ids"]), tuple(map(tuple, enc["offset_mapping"])))
 
@@ -99,7 +100,7 @@ class Segmenter:
     def for_model(cls, length: int, overlap_ratio: float, window: int, max_length: int) -> Segmenter:
         """Segmenter with ``length`` capped to ``max_length`` and the overlap as a fraction of the result."""
         length = min(length, max_length)
-        return cls(length=length, overlap=int(round(overlap_ratio * length)), window=min(window, length))
+        return cls(length=length, overlap=round(overlap_ratio * length), window=min(window, length))
 
     def segments(self, doc: TokenizedDocument) -> list[Segment]:
         """The overlapping segments of ``doc``, in document order."""

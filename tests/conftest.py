@@ -13,11 +13,12 @@ os.environ["TRANSFORMERS_OFFLINE"] = "1"
 os.environ["ANONYMIZED_TELEMETRY"] = "False"
 os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 
-import ipaddress  # noqa: E402
-import socket  # noqa: E402
-from pathlib import Path  # noqa: E402
+import ipaddress
+import socket
+from pathlib import Path
+from typing import ClassVar
 
-import pytest  # noqa: E402
+import pytest
 
 _real_connect = socket.socket.connect
 
@@ -99,6 +100,28 @@ def save_tiny_llama(path: Path, *, seed: int = 0, hidden: int = 32, tie: bool = 
     LlamaForCausalLM(config).save_pretrained(path)
     tokenizer.save_pretrained(path)
     return path
+
+
+class HashEmbedder:
+    """A deterministic bag-of-words embedder for unit tests (the real default is tested separately)."""
+
+    identity: ClassVar[dict] = {"kind": "hash", "dim": 64}
+
+    def _vector(self, text: str) -> list[float]:
+        import hashlib
+        import math
+
+        v = [0.0] * 64
+        for word in text.lower().split():
+            v[int(hashlib.md5(word.encode()).hexdigest(), 16) % 64] += 1.0
+        norm = math.sqrt(sum(x * x for x in v)) or 1.0
+        return [x / norm for x in v]
+
+    def embed_documents(self, texts):
+        return [self._vector(t) for t in texts]
+
+    def embed_query(self, text):
+        return self._vector(text)
 
 
 @pytest.fixture(scope="session")

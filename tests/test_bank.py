@@ -6,9 +6,11 @@ import torch
 from lift_memory.bank import AdapterBank
 from lift_memory.errors import InvalidIdError, StoreCorruptedError, UnknownDocumentError
 
+
 def _save(bank, doc_id="d1", text="hello", value=1.0):
     state = {"w": torch.full((2, 2), value)}
     bank.save(doc_id, text=text, manifest={"doc_id": doc_id, "adapter": {"kind": "lora"}}, state=state)
+
 
 def test_round_trip(tmp_path):
     bank = AdapterBank(tmp_path)
@@ -19,6 +21,7 @@ def test_round_trip(tmp_path):
     manifest = bank.manifest("d1")
     assert manifest["format"] == 1 and manifest["adapter"]["file"].endswith(".safetensors")
 
+
 def test_replacing_leaves_only_the_new_files(tmp_path):
     bank = AdapterBank(tmp_path)
     _save(bank, text="old", value=1.0)
@@ -26,6 +29,7 @@ def test_replacing_leaves_only_the_new_files(tmp_path):
     files = sorted(p.name for p in (tmp_path / "docs" / "d1").iterdir())
     assert len(files) == 3 and "manifest.json" in files
     assert bank.text("d1") == "new" and bank.load_state("d1")["w"][0, 0] == 2.0
+
 
 def test_a_failed_write_keeps_the_earlier_memory(tmp_path, monkeypatch):
     bank = AdapterBank(tmp_path)
@@ -45,13 +49,15 @@ def test_a_failed_write_keeps_the_earlier_memory(tmp_path, monkeypatch):
     monkeypatch.undo()
     assert bank.text("d1") == "old" and bank.load_state("d1")["w"][0, 0] == 1.0
 
+
 def test_unknown_and_unsafe_ids(tmp_path):
     bank = AdapterBank(tmp_path)
     _save(bank, "known")
-    with pytest.raises(UnknownDocumentError, match="'nope'.*known"):
+    with pytest.raises(UnknownDocumentError, match=r"'nope'.*known"):
         bank.manifest("nope")
     with pytest.raises(InvalidIdError):
         bank.text("../escape")
+
 
 def test_delete_and_damaged_manifest(tmp_path):
     bank = AdapterBank(tmp_path)

@@ -7,6 +7,7 @@ import torch
 
 from lift_memory.adapters.registry import attach
 from lift_memory.config import LoraAdapterConfig, TrainConfig
+from lift_memory.errors import ConfigError
 from lift_memory.models import load_model
 from lift_memory.train.collate import IGNORE, collate, plan_batches
 from lift_memory.train.loop import Trainer, task_losses
@@ -54,7 +55,9 @@ def test_task_loss_is_the_weighted_mean_of_per_task_means():
     labels[2, 3:] = IGNORE
     tasks = torch.tensor([0, 0, 1])
     loss, means, counts = task_losses(logits, labels, tasks, torch.tensor([1.0, 3.0]))
-    token = torch.nn.functional.cross_entropy(logits[:, :-1].reshape(-1, 11), labels[:, 1:].reshape(-1), reduction="none")
+    token = torch.nn.functional.cross_entropy(
+        logits[:, :-1].reshape(-1, 11), labels[:, 1:].reshape(-1), reduction="none"
+    )
     token = token.view(3, 4)
     mean0 = token[:2].mean()
     mean1 = token[2, :2].mean()  # row 2 keeps targets at positions 1 and 2
@@ -64,10 +67,10 @@ def test_task_loss_is_the_weighted_mean_of_per_task_means():
 
 
 def test_training_is_deterministic_for_a_seed(tiny_model_dir):
-    config = TrainConfig(max_steps=4, batch_tokens=128, plateau_patience=None, seed=3)
+    config = TrainConfig(learning_rate=1e-3, max_steps=4, batch_tokens=128, plateau_patience=None, seed=3)
     states = []
     for _ in range(2):
-        base, adapter = _fresh(tiny_model_dir)
+        _, adapter = _fresh(tiny_model_dir)
         Trainer(adapter.model, adapter.parameters(), config, pad_id=2, progress=False).fit(_examples())
         states.append(adapter.state_dict())
     assert states[0].keys() == states[1].keys()
@@ -77,10 +80,16 @@ def test_training_is_deterministic_for_a_seed(tiny_model_dir):
 
 def test_only_adapter_parameters_change(tiny_model_dir):
     base, adapter = _fresh(tiny_model_dir)
-    before = {k: v.clone() for k, v in base.model.state_dict().items() if "lora" not in k and "modules_to_save" not in k}
-    Trainer(adapter.model, adapter.parameters(), TrainConfig(max_steps=3, batch_tokens=128), pad_id=2, progress=False).fit(
-        _examples()
-    )
+    before = {
+        k: v.clone() for k, v in base.model.state_dict().items() if "lora" not in k and "modules_to_save" not in k
+    }
+    Trainer(
+        adapter.model,
+        adapter.parameters(),
+        TrainConfig(learning_rate=1e-3, max_steps=3, batch_tokens=128),
+        pad_id=2,
+        progress=False,
+    ).fit(_examples())
     after = base.model.state_dict()
     assert all(torch.equal(before[k], after[k]) for k in before)
 
@@ -91,7 +100,7 @@ def test_only_adapter_parameters_change(tiny_model_dir):
 )
 def test_budgets_stop_training(tiny_model_dir, budget, reason):
     _, adapter = _fresh(tiny_model_dir)
-    config = TrainConfig(batch_tokens=128, plateau_patience=None, **budget)
+    config = TrainConfig(learning_rate=1e-3, batch_tokens=128, plateau_patience=None, **budget)
     stats = Trainer(adapter.model, adapter.parameters(), config, pad_id=2, progress=False).fit(_examples())
     assert stats.stop_reason == reason
     if reason == "max_steps":
@@ -103,7 +112,9 @@ def test_budgets_stop_training(tiny_model_dir, budget, reason):
 def test_plateau_and_callbacks_stop_training(tiny_model_dir):
     _, adapter = _fresh(tiny_model_dir)
     seen = []
-    config = TrainConfig(max_steps=50, batch_tokens=128, plateau_patience=1, plateau_delta=10.0, warmup_steps=0)
+    config = TrainConfig(
+        learning_rate=1e-3, max_steps=50, batch_tokens=128, plateau_patience=1, plateau_delta=10.0, warmup_steps=0
+    )
     stats = Trainer(adapter.model, adapter.parameters(), config, pad_id=2, progress=False).fit(_examples())
     assert stats.stop_reason == "plateau" and stats.steps < 50  # delta=10 means nothing counts as progress
 
@@ -111,16 +122,27 @@ def test_plateau_and_callbacks_stop_training(tiny_model_dir):
         seen.append((info.step, info.loss, info.learning_rate, info.tokens_per_second))
         return info.step == 3
 
-    config = TrainConfig(max_steps=50, batch_tokens=128, plateau_patience=None)
-    stats = Trainer(adapter.model, adapter.parameters(), config, pad_id=2, callbacks=[stop_at_three], progress=False).fit(
-        _examples()
-    )
+    config = TrainConfig(learning_rate=1e-3, max_steps=50, batch_tokens=128, plateau_patience=None)
+    stats = Trainer(
+        adapter.model, adapter.parameters(), config, pad_id=2, callbacks=[stop_at_three], progress=False
+    ).fit(_examples())
     assert stats.stop_reason == "callback" and stats.steps == 3
     assert [s[0] for s in seen] == [1, 2, 3] and all(s[3] > 0 for s in seen)
 
 
 def test_zero_weight_tasks_are_not_trained(tiny_model_dir):
     _, adapter = _fresh(tiny_model_dir)
-    config = TrainConfig(max_steps=3, batch_tokens=128, task_weights={"segment": 1.0, "window": 0.0})
+    config = TrainConfig(
+        learning_rate=1e-3, max_steps=3, batch_tokens=128, task_weights={"segment": 1.0, "window": 0.0}
+    )
     stats = Trainer(adapter.model, adapter.parameters(), config, pad_id=2, progress=False).fit(_examples())
     assert set(stats.examples_by_task) == {"segment"}
+
+
+def test_learning_rate_defaults_depend_on_the_model(tiny_model_dir):
+    assert TrainConfig().resolved(builtin=True).learning_rate == 4e-3
+    assert TrainConfig().resolved(builtin=False).learning_rate == 3e-4
+    assert TrainConfig(learning_rate=1e-5).resolved(builtin=True).learning_rate == 1e-5
+    _, adapter = _fresh(tiny_model_dir)
+    with pytest.raises(ConfigError, match="learning_rate is None"):
+        Trainer(adapter.model, adapter.parameters(), TrainConfig(), pad_id=2, progress=False).fit(_examples())

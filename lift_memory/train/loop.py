@@ -20,6 +20,7 @@ from dataclasses import dataclass, field
 from typing import Protocol, runtime_checkable
 
 from lift_memory.config import TrainConfig
+from lift_memory.errors import ConfigError
 from lift_memory.train.collate import IGNORE, Batch, collate, plan_batches
 from lift_memory.types import TrainingExample, TrainStats
 
@@ -126,6 +127,8 @@ class Trainer:
         import torch
 
         c = self.config
+        if c.learning_rate is None:
+            raise ConfigError("train.learning_rate is None; resolve it first (TrainConfig.resolved)")
         kwargs = {"lr": c.learning_rate, "betas": c.betas, "weight_decay": c.weight_decay}
         try:
             return torch.optim.AdamW(self.parameters, fused=True, **kwargs)
@@ -224,4 +227,6 @@ class Trainer:
 
 def _to(batch: Batch, device) -> Batch:
     move = lambda t: None if t is None else t.to(device, non_blocking=True)  # noqa: E731
-    return Batch(move(batch.input_ids), move(batch.attention_mask), move(batch.labels), move(batch.tasks), batch.n_tokens)
+    return Batch(
+        move(batch.input_ids), move(batch.attention_mask), move(batch.labels), move(batch.tasks), batch.n_tokens
+    )

@@ -71,7 +71,7 @@ def insert_needle(haystack: str, needle: str, depth: float, tokenizer) -> tuple[
         raise ConfigError(f"depth is a fraction in [0, 1], got {depth}; pass 0.5 for 50 %")
     doc = tokenize(haystack, tokenizer)
     target = round(depth * len(doc))
-    candidates = sentence_starts(haystack) + [len(haystack)]
+    candidates = [*sentence_starts(haystack), len(haystack)]
     at = min(candidates, key=lambda c: (abs(doc.token_at(c) - target), c))
     before, after = haystack[:at], haystack[at:]
     joiner_before = "" if not before or before[-1].isspace() else " "

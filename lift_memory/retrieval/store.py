@@ -1,0 +1,438 @@
+"""The chunk store: Chroma collections per namespace, a chunk log beside them, and their faults.
+
+Three modes: embedded and persistent under a directory (the default), a real Chroma server over HTTP
+(``host``/``port``), or in memory (tests). Chroma is the dense index; the *chunk log* — one JSON file per
+document under ``<dir>/<namespace>/chunks/`` — is the source of truth from which the dense index and the
+BM25 index can always be rebuilt (``rebuild``). This is the only module that imports chromadb.
+
+Faults are typed: an unreachable server is retried briefly (tenacity, exponential backoff with jitter) and
+then reported as :class:`StoreUnavailableError`; a directory held by another process is
+:class:`StoreLockedError`; an index that cannot be opened is :class:`StoreCorruptedError`, whose message
+names the rebuild command. Writes are idempotent (chunk ids derive from content) and a failed write leaves
+what was stored before intact. Chroma's telemetry is off.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import threading
+import weakref
+from collections.abc import Callable, Iterable, Sequence
+from pathlib import Path
+from typing import Any, TypeVar
+
+from lift_memory.bank import atomic_write
+from lift_memory.errors import (
+    ConfigError,
+    StoreCorruptedError,
+    StoreLockedError,
+    StoreUnavailableError,
+)
+from lift_memory.ids import validate_id
+from lift_memory.retrieval.chunking import Chunk
+from lift_memory.retrieval.embeddings import Embedder, embedder_identity
+
+os.environ.setdefault("ANONYMIZED_TELEMETRY", "False")
+
+T = TypeVar("T")
+_EF_NAME = "lift_memory"
+_HELD_LOCKS: weakref.WeakValueDictionary[str, Any] = weakref.WeakValueDictionary()
+_HELD_LOCKS_GUARD = threading.Lock()
+
+
+def _chroma_types():
+    """Import chromadb once, registering our embedding function so reopened collections find it."""
+    import chromadb
+    from chromadb.api.types import EmbeddingFunction
+    from chromadb.utils.embedding_functions import known_embedding_functions, register_embedding_function
+
+    if _EF_NAME not in known_embedding_functions:
+
+        class LiftEmbeddingFunction(EmbeddingFunction):
+            """Chroma's view of a lift_memory :class:`Embedder`."""
+
+            def __init__(self, embedder: Embedder | None = None, identity: dict[str, Any] | None = None) -> None:
+                self.embedder = embedder
+                self.identity = identity or (embedder_identity(embedder) if embedder is not None else {})
+
+            def __call__(self, input):
+                return self._get().embed_documents(list(input))
+
+            def embed_query(self, input):
+                return [self._get().embed_query(text) for text in input]
+
+            def _get(self) -> Embedder:
+                if self.embedder is None:
+                    from lift_memory.retrieval.embeddings import SentenceTransformerEmbedder
+
+                    if self.identity.get("kind") != "sentence-transformers":
+                        raise ConfigError(f"cannot rebuild embedder {self.identity}; pass it to the store")
+                    self.embedder = SentenceTransformerEmbedder(self.identity["model"])
+                return self.embedder
+
+            @staticmethod
+            def name() -> str:
+                return _EF_NAME
+
+            def get_config(self) -> dict[str, Any]:
+                return dict(self.identity)
+
+            @staticmethod
+            def build_from_config(config: dict[str, Any]) -> LiftEmbeddingFunction:
+                return LiftEmbeddingFunction(identity=config)
+
+            def default_space(self) -> str:
+                return "cosine"
+
+        register_embedding_function(LiftEmbeddingFunction)
+    return chromadb, known_embedding_functions[_EF_NAME]
+
+
+def _lock_for(path: Path):
+    """One lock object per directory and process: a second process is refused, this one shares it."""
+    from filelock import FileLock, Timeout
+
+    key = str(path.resolve())
+    with _HELD_LOCKS_GUARD:
+        lock = _HELD_LOCKS.get(key)
+        if lock is None:
+            lock = FileLock(key + ".lock", timeout=0)
+            try:
+                lock.acquire()
+            except Timeout:
+                raise StoreLockedError(
+                    f"the store at {path} is in use by another process; close it, or run a Chroma server "
+                    "(`chroma run`) and point every process at it with host/port"
+                ) from None
+            _HELD_LOCKS[key] = lock
+        return lock
+
+
+class ChromaStore:
+    """Chunks of documents, by namespace, in Chroma plus a chunk log.
+
+    Args:
+        path: directory for the embedded database, the chunk log and the BM25 index. With ``host``, only the
+            chunk log and BM25 live here. None (and no host): in memory, nothing persisted.
+        host, port: a Chroma server to use instead of the embedded database (``chroma run``).
+        embedder: dense embedder (default: the bundled all-MiniLM-L6-v2).
+        retries: attempts for calls to a server before :class:`StoreUnavailableError`.
+    """
+
+    def __init__(
+        self,
+        path: str | os.PathLike[str] | None = None,
+        *,
+        host: str | None = None,
+        port: int = 8000,
+        embedder: Embedder | None = None,
+        retries: int = 3,
+    ) -> None:
+        from chromadb.config import Settings
+
+        chromadb, ef_class = _chroma_types()
+        if embedder is None:
+            from lift_memory.retrieval.embeddings import default_embedder
+
+            embedder = default_embedder()
+        self.embedder = embedder
+        self.path = Path(path).expanduser() if path is not None else None
+        self.host, self.port, self.retries = host, port, retries
+        self._ef = ef_class(embedder)
+        self._log: dict[str, dict[str, list[Chunk]]] = {}
+        self._by_id: dict[str, dict[str, Chunk]] = {}
+        self._versions: dict[str, int] = {}
+        self._collections: dict[str, Any] = {}
+        self._lock = None
+        self._prefix = "lift-"
+        settings = Settings(anonymized_telemetry=False, allow_reset=True)
+        if host is not None:
+            self.mode = "server"
+            self._client = self._call(lambda: chromadb.HttpClient(host=host, port=port, settings=settings))
+            self._call(self._client.heartbeat)
+        elif self.path is not None:
+            self.mode = "persistent"
+            self.path.mkdir(parents=True, exist_ok=True)
+            self._lock = _lock_for(self.path)
+            client = None
+            try:
+                client = chromadb.PersistentClient(str(self.path / "chroma"), settings=settings)
+                client.list_collections()
+            except Exception as exc:  # chromadb raises assorted types for a damaged database
+                if client is not None:
+                    client.close()  # or the damaged database stays cached in this process
+                raise StoreCorruptedError(
+                    f"cannot open the Chroma database under {self.path} ({type(exc).__name__}: {exc}); "
+                    "re-create it from the stored chunks with `lift-memory rebuild`"
+                ) from exc
+            self._client = client
+        else:
+            import uuid
+
+            self.mode = "memory"
+            # All ephemeral clients of a process share one in-memory system: a per-store prefix keeps stores apart.
+            self._prefix = f"lift-{uuid.uuid4().hex[:8]}-"
+            self._client = chromadb.EphemeralClient(settings=settings)
+
+    # -- calls to Chroma ---------------------------------------------------------------------------------
+
+    def _call(self, fn: Callable[[], T]) -> T:
+        """Run ``fn``; against a server, retry connection failures briefly, then raise a typed error."""
+        if self.host is None:
+            return fn()
+        from tenacity import retry, retry_if_exception, stop_after_attempt, wait_exponential_jitter
+
+        attempt = retry(
+            retry=retry_if_exception(_is_connection_error),
+            stop=stop_after_attempt(self.retries),
+            wait=wait_exponential_jitter(multiplier=0.1, max=1.0),
+            reraise=True,
+        )(fn)
+        try:
+            return attempt()
+        except Exception as exc:
+            if _is_connection_error(exc):
+                raise StoreUnavailableError(
+                    f"the Chroma server at {self.host}:{self.port} is unreachable after {self.retries} attempts "
+                    f"({type(exc).__name__}); start it with `chroma run --host {self.host} --port {self.port}`"
+                ) from exc
+            raise
+
+    def _collection(self, namespace: str):
+        validate_id(namespace, "namespace")
+        if namespace not in self._collections:
+            self._collections[namespace] = self._call(
+                lambda: self._client.get_or_create_collection(
+                    self._prefix + namespace, embedding_function=self._ef, configuration={"hnsw": {"space": "cosine"}}
+                )
+            )
+        return self._collections[namespace]
+
+    # -- the chunk log -----------------------------------------------------------------------------------
+
+    def _log_dir(self, namespace: str) -> Path | None:
+        return None if self.path is None else self.path / validate_id(namespace, "namespace") / "chunks"
+
+    def _docs(self, namespace: str) -> dict[str, list[Chunk]]:
+        """The chunk log of ``namespace``, read from disk once and kept in step with every write."""
+        if namespace not in self._log:
+            docs: dict[str, list[Chunk]] = {}
+            folder = self._log_dir(namespace)
+            for file in sorted(folder.glob("*.json")) if folder and folder.is_dir() else []:
+                rows = json.loads(file.read_text(encoding="utf-8"))
+                docs[file.stem] = [
+                    Chunk(file.stem, r["index"], r["text"], r["char_start"], r["char_end"]) for r in rows
+                ]
+            self._log[namespace] = docs
+            self._by_id[namespace] = {c.chunk_id: c for chunks in docs.values() for c in chunks}
+        return self._log[namespace]
+
+    def _set_log(self, namespace: str, doc_id: str, chunks: Sequence[Chunk] | None) -> None:
+        docs, by_id = self._docs(namespace), self._by_id[namespace]
+        for old in docs.pop(doc_id, []):
+            by_id.pop(old.chunk_id, None)
+        folder = self._log_dir(namespace)
+        if chunks is None:
+            if folder is not None:
+                (folder / f"{doc_id}.json").unlink(missing_ok=True)
+        else:
+            if folder is not None:
+                rows = [
+                    {"index": c.index, "text": c.text, "char_start": c.char_start, "char_end": c.char_end}
+                    for c in chunks
+                ]
+                atomic_write(folder / f"{doc_id}.json", json.dumps(rows).encode("utf-8"))
+            docs[doc_id] = list(chunks)
+            by_id.update((c.chunk_id, c) for c in chunks)
+        self._versions[namespace] = self._versions.get(namespace, 0) + 1
+
+    def version(self, namespace: str) -> int:
+        """Changes whenever the chunks of ``namespace`` change in this process."""
+        return self._versions.get(namespace, 0)
+
+    def chunks(self, namespace: str, doc_id: str | None = None) -> list[Chunk]:
+        """The stored chunks of ``namespace`` (of one document when ``doc_id`` is given), in document order."""
+        docs = self._docs(namespace)
+        if doc_id is not None:
+            return list(docs.get(validate_id(doc_id), []))
+        return [c for d in sorted(docs) for c in docs[d]]
+
+    def chunk(self, namespace: str, chunk_id: str) -> Chunk | None:
+        """One stored chunk by id."""
+        self._docs(namespace)
+        return self._by_id[namespace].get(chunk_id)
+
+    def doc_ids(self, namespace: str) -> list[str]:
+        """Documents stored in ``namespace``."""
+        return sorted(self._docs(namespace))
+
+    def namespaces(self) -> list[str]:
+        """Namespaces that hold at least one document."""
+        on_disk = (
+            set() if self.path is None else {p.parent.name for p in self.path.glob("*/chunks") if any(p.glob("*.json"))}
+        )
+        in_memory = {ns for ns, docs in self._log.items() if docs}
+        return sorted(on_disk - set(self._log) | in_memory)
+
+    # -- writes ------------------------------------------------------------------------------------------
+
+    def add(self, namespace: str, doc_id: str, chunks: Sequence[Chunk], *, embeddings=None) -> int:
+        """Store ``chunks`` of ``doc_id`` (replacing the document's earlier chunks); returns how many.
+
+        ``embeddings`` (one vector per chunk) skips the embedder, e.g. when vectors are already known.
+        """
+        validate_id(doc_id)
+        collection = self._collection(namespace)
+        vectors = (
+            list(embeddings) if embeddings is not None else self.embedder.embed_documents([c.text for c in chunks])
+        )
+        new_ids = [c.chunk_id for c in chunks]
+        old_ids = set(self._ids_of(collection, doc_id)) - set(new_ids)
+        step = self._client.get_max_batch_size()
+        for i in range(0, len(chunks), step):
+            part = chunks[i : i + step]
+            self._call(
+                lambda part=part, i=i: collection.upsert(
+                    ids=new_ids[i : i + step],
+                    documents=[c.text for c in part],
+                    embeddings=vectors[i : i + step],
+                    metadatas=[
+                        {"doc_id": c.doc_id, "index": c.index, "char_start": c.char_start, "char_end": c.char_end}
+                        for c in part
+                    ],
+                )
+            )
+        if old_ids:  # an earlier version of the document left chunks that no longer exist
+            self._call(lambda: collection.delete(ids=sorted(old_ids)))
+        self._set_log(namespace, doc_id, chunks)
+        return len(chunks)
+
+    def _ids_of(self, collection, doc_id: str) -> list[str]:
+        return self._call(lambda: collection.get(where={"doc_id": doc_id}, include=[]))["ids"]
+
+    def delete(self, namespace: str, doc_id: str) -> None:
+        """Remove every chunk of ``doc_id`` from ``namespace``."""
+        validate_id(doc_id)
+        collection = self._collection(namespace)
+        self._call(lambda: collection.delete(where={"doc_id": doc_id}))
+        self._set_log(namespace, doc_id, None)
+
+    def rebuild(self, namespace: str | None = None) -> dict[str, int]:
+        """Re-create the dense index of ``namespace`` (None: all) from the chunk log; returns chunks per namespace."""
+        done = {}
+        for ns in [namespace] if namespace else self.namespaces():
+            self._collections.pop(ns, None)
+            name = self._prefix + validate_id(ns, "namespace")
+            if name in [c.name for c in self._call(self._client.list_collections)]:
+                self._call(lambda name=name: self._client.delete_collection(name))
+            count = 0
+            for doc_id in self.doc_ids(ns):
+                count += self.add(ns, doc_id, self.chunks(ns, doc_id))
+            done[ns] = count
+        return done
+
+    # -- reads -------------------------------------------------------------------------------------------
+
+    def dense(self, namespace: str, query: str, k: int, doc_ids: Iterable[str] | None = None) -> list[dict[str, Any]]:
+        """The ``k`` chunks nearest to ``query`` (cosine); each hit with its similarity as ``score``."""
+        collection = self._collection(namespace)
+        if not k or self._call(collection.count) == 0:
+            return []
+        vector = self.embedder.embed_query(query)
+        result = self._call(
+            lambda: collection.query(
+                query_embeddings=[vector],
+                n_results=k,
+                where=_doc_filter(doc_ids),
+                include=["documents", "metadatas", "distances"],
+            )
+        )
+        return [
+            _hit(chunk_id, text, meta, 1.0 - distance)
+            for chunk_id, text, meta, distance in zip(
+                result["ids"][0], result["documents"][0], result["metadatas"][0], result["distances"][0], strict=True
+            )
+        ]
+
+    def containing(
+        self, namespace: str, phrase: str, k: int, doc_ids: Iterable[str] | None = None
+    ) -> list[dict[str, Any]]:
+        """Up to ``k`` chunks that contain ``phrase`` verbatim (Chroma's ``$contains``), in document order."""
+        collection = self._collection(namespace)
+        result = self._call(
+            lambda: collection.get(
+                where_document={"$contains": phrase},
+                where=_doc_filter(doc_ids),
+                limit=k,
+                include=["documents", "metadatas"],
+            )
+        )
+        hits = [
+            _hit(i, t, m, 1.0) for i, t, m in zip(result["ids"], result["documents"], result["metadatas"], strict=True)
+        ]
+        return sorted(hits, key=lambda h: (h["doc_id"], h["char_start"]))
+
+    def count(self, namespace: str) -> int:
+        """Chunks in the dense index of ``namespace``."""
+        return self._call(self._collection(namespace).count)
+
+    def close(self) -> None:
+        """Release the database and the directory lock (the lock goes once no store of this process uses it)."""
+        self._collections.clear()
+        if self._client is not None:
+            self._client.close()
+            self._client = None
+        self._lock = None
+
+
+def _doc_filter(doc_ids: Iterable[str] | None) -> dict[str, Any] | None:
+    if doc_ids is None:
+        return None
+    ids = sorted(set(doc_ids))
+    return {"doc_id": ids[0]} if len(ids) == 1 else {"doc_id": {"$in": ids}}
+
+
+def _hit(chunk_id: str, text: str, meta: dict[str, Any], score: float) -> dict[str, Any]:
+    return {
+        "chunk_id": chunk_id,
+        "doc_id": meta["doc_id"],
+        "text": text,
+        "char_start": int(meta["char_start"]),
+        "char_end": int(meta["char_end"]),
+        "index": int(meta["index"]),
+        "score": float(score),
+    }
+
+
+_CONNECTION_ERRORS = {"ConnectError", "ConnectTimeout", "RemoteProtocolError", "ReadTimeout", "NewConnectionError"}
+
+
+def _is_connection_error(exc: BaseException | None) -> bool:
+    """A connection failure, whichever layer reported it (the OS, httpx, urllib3), or wrapped by chromadb."""
+    while exc is not None:
+        if isinstance(exc, (ConnectionError, TimeoutError)):
+            return True
+        if {cls.__name__ for cls in type(exc).__mro__} & _CONNECTION_ERRORS:
+            return True
+        exc = exc.__cause__ or exc.__context__
+    return False
+
+
+def rebuild_store(path: str | os.PathLike[str], *, embedder: Embedder | None = None) -> dict[str, int]:
+    """Re-create the embedded database under ``path`` from its chunk log; returns chunks per namespace.
+
+    A database that cannot be opened is first moved aside to ``chroma.damaged-<time>`` (nothing is deleted).
+    """
+    path = Path(path).expanduser()
+    try:
+        store = ChromaStore(path, embedder=embedder)
+    except StoreCorruptedError:
+        import time
+
+        os.replace(path / "chroma", path / f"chroma.damaged-{int(time.time())}")
+        store = ChromaStore(path, embedder=embedder)
+    try:
+        return store.rebuild()
+    finally:
+        store.close()

@@ -1,0 +1,162 @@
+from __future__ import annotations
+
+import os
+import shutil
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+from conftest import TEXT, HashEmbedder, make_tokenizer
+
+from lift_memory.errors import InvalidIdError, StoreCorruptedError, StoreLockedError, StoreUnavailableError
+from lift_memory.retrieval.chunking import chunk_document
+from lift_memory.retrieval.store import ChromaStore, rebuild_store
+
+
+def _chunks(doc_id="d1", text=TEXT):
+    return chunk_document(text, doc_id, make_tokenizer(), size=40, overlap=8)
+
+
+def test_add_is_idempotent_and_delete_is_per_document():
+    store = ChromaStore(embedder=HashEmbedder())
+    assert store.add("ns", "d1", _chunks("d1")) == store.count("ns")
+    n = store.count("ns")
+    store.add("ns", "d1", _chunks("d1"))
+    assert store.count("ns") == n
+    store.add("ns", "d2", _chunks("d2", TEXT.upper()))
+    assert store.doc_ids("ns") == ["d1", "d2"] and store.count("ns") > n
+    store.delete("ns", "d1")
+    assert store.doc_ids("ns") == ["d2"] and store.count("ns") == len(_chunks("d2", TEXT.upper()))
+    assert {h["doc_id"] for h in store.dense("ns", "quick brown fox", 5)} == {"d2"}
+
+
+def test_replacing_a_document_drops_its_old_chunks():
+    store = ChromaStore(embedder=HashEmbedder())
+    store.add("ns", "d1", _chunks("d1", TEXT))
+    store.add("ns", "d1", _chunks("d1", "Only one sentence now."))
+    assert store.count("ns") == 1 and store.chunks("ns", "d1")[0].text == "Only one sentence now."
+
+
+def test_namespaces_are_separate_collections():
+    store = ChromaStore(embedder=HashEmbedder())
+    store.add("alpha", "d1", _chunks())
+    assert store.count("beta") == 0 and store.namespaces() == ["alpha"]
+    with pytest.raises(InvalidIdError):
+        store.add("../escape", "d1", _chunks())
+
+
+def test_containing_finds_verbatim_phrases_only():
+    store = ChromaStore(embedder=HashEmbedder())
+    store.add("ns", "d1", _chunks())
+    hits = store.containing("ns", "Ada Lovelace", 10)
+    assert hits and all("Ada Lovelace" in h["text"] for h in hits)
+    assert store.containing("ns", "Charles Babbage", 10) == []
+
+
+def test_persistent_store_reopens_in_a_new_process(tmp_path):
+    store = ChromaStore(tmp_path, embedder=HashEmbedder())
+    store.add("ns", "d1", _chunks())
+    expected = store.count("ns")
+    store.close()
+    del store
+    code = (
+        "import sys; sys.path.insert(0, 'tests'); from conftest import HashEmbedder; "
+        "from lift_memory.retrieval.store import ChromaStore; "
+        f"s = ChromaStore({str(tmp_path)!r}, embedder=HashEmbedder()); "
+        "print(s.count('ns'), len(s.chunks('ns')), s.dense('ns', 'stitch in time', 1)[0]['text'])"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=Path(__file__).parents[2])
+    assert out.returncode == 0, out.stderr
+    count, logged, text = out.stdout.split(" ", 2)
+    assert int(count) == expected == int(logged) and "stitch" in text
+
+
+def test_a_store_held_by_another_process_is_refused(tmp_path):
+    holder = subprocess.Popen(
+        [
+            sys.executable,
+            "-c",
+            "import sys, time; from filelock import FileLock; "
+            f"l = FileLock({str(tmp_path.resolve()) + '.lock'!r}); l.acquire(); print('held', flush=True); time.sleep(30)",
+        ],
+        stdout=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        assert holder.stdout.readline().strip() == "held"
+        with pytest.raises(StoreLockedError, match="in use by another process"):
+            ChromaStore(tmp_path, embedder=HashEmbedder())
+    finally:
+        holder.kill()
+
+
+def test_a_damaged_database_is_reported_and_rebuilt_from_the_chunk_log(tmp_path):
+    store = ChromaStore(tmp_path, embedder=HashEmbedder())
+    store.add("ns", "d1", _chunks())
+    expected = store.count("ns")
+    store.close()
+    del store
+    for file in (tmp_path / "chroma").rglob("*.sqlite3"):
+        file.write_bytes(b"this is not a database" * 100)
+    with pytest.raises(StoreCorruptedError, match="lift-memory rebuild"):
+        ChromaStore(tmp_path, embedder=HashEmbedder())
+    assert rebuild_store(tmp_path, embedder=HashEmbedder()) == {"ns": expected}
+    reopened = ChromaStore(tmp_path, embedder=HashEmbedder())
+    assert reopened.count("ns") == expected and reopened.containing("ns", "Ada Lovelace", 5)
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@pytest.fixture(scope="module")
+def chroma_server(tmp_path_factory):
+    """A real `chroma run` server on 127.0.0.1, started for these tests and stopped after them."""
+    chroma = shutil.which("chroma", path=os.path.dirname(sys.executable)) or shutil.which("chroma")
+    if chroma is None:
+        pytest.fail("the `chroma` command (from chromadb) is not installed")
+    port = _free_port()
+    path = tmp_path_factory.mktemp("chroma-server")
+    proc = subprocess.Popen(
+        [chroma, "run", "--host", "127.0.0.1", "--port", str(port), "--path", str(path)],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline:
+        try:
+            socket.create_connection(("127.0.0.1", port), timeout=0.5).close()
+            break
+        except OSError:
+            time.sleep(0.2)
+    else:
+        proc.kill()
+        pytest.fail("chroma run did not start within 30 s")
+    yield port
+    proc.terminate()
+    proc.wait(timeout=10)
+
+
+def test_server_mode_against_a_real_chroma_server(chroma_server, tmp_path):
+    store = ChromaStore(tmp_path, host="127.0.0.1", port=chroma_server, embedder=HashEmbedder())
+    assert store.mode == "server"
+    store.add("ns", "d1", _chunks())
+    n = store.count("ns")
+    store.add("ns", "d1", _chunks())
+    assert store.count("ns") == n > 0
+    assert store.containing("ns", "Alan Turing", 3)
+    assert store.dense("ns", "glitters gold", 1)[0]["doc_id"] == "d1"
+    store.delete("ns", "d1")
+    assert store.count("ns") == 0
+
+
+def test_an_unreachable_server_is_a_typed_error_after_bounded_retries(tmp_path):
+    started = time.monotonic()
+    with pytest.raises(StoreUnavailableError, match="unreachable after 3 attempts"):
+        ChromaStore(tmp_path, host="127.0.0.1", port=_free_port(), embedder=HashEmbedder())
+    assert time.monotonic() - started < 15

@@ -1,0 +1,66 @@
+"""Import directions: the data flows one way, and heavy or optional libraries stay where they belong."""
+
+from __future__ import annotations
+
+import ast
+from pathlib import Path
+
+import pytest
+
+PACKAGE = Path(__file__).parents[1] / "lift_memory"
+
+
+def _imports(path: Path, *, top_level_only: bool = False) -> set[str]:
+    tree = ast.parse(path.read_text())
+    nodes = tree.body if top_level_only else ast.walk(tree)
+    names = set()
+    for node in nodes:
+        if isinstance(node, ast.Import):
+            names.update(alias.name for alias in node.names)
+        elif isinstance(node, ast.ImportFrom) and node.module and node.level == 0:
+            names.add(node.module)
+    return names
+
+
+def _modules():
+    return {
+        p.relative_to(PACKAGE.parent).with_suffix("").as_posix().replace("/", "."): p for p in PACKAGE.rglob("*.py")
+    }
+
+
+def _importers(prefix: str) -> set[str]:
+    return {m for m, p in _modules().items() if any(i == prefix or i.startswith(prefix + ".") for i in _imports(p))}
+
+
+def test_langchain_never_appears_in_the_core():
+    assert _importers("langchain_core") == set() and _importers("langgraph") == set()
+
+
+def test_chromadb_only_in_the_store():
+    assert _importers("chromadb") == {"lift_memory.retrieval.store"}
+
+
+@pytest.mark.parametrize("lazy", ["torch", "transformers", "peft", "chromadb", "tiktoken", "matplotlib", "bm25s"])
+def test_heavy_libraries_are_imported_lazily(lazy):
+    eager = {m for m, p in _modules().items() if any(i.split(".")[0] == lazy for i in _imports(p, top_level_only=True))}
+    assert eager == set()
+
+
+@pytest.mark.parametrize(
+    ("module", "forbidden"),
+    [
+        ("lift_memory.train", "lift_memory.bank"),
+        ("lift_memory.bank", "lift_memory.train"),
+        ("lift_memory.adapters", "lift_memory.train"),
+        ("lift_memory.adapters", "lift_memory.bank"),
+        ("lift_memory.retrieval", "lift_memory.memory"),
+        ("lift_memory.segment", "lift_memory.models"),
+    ],
+)
+def test_arrows_point_one_way(module, forbidden):
+    offenders = {
+        m
+        for m, p in _modules().items()
+        if m.startswith(module) and any(i == forbidden or i.startswith(forbidden + ".") for i in _imports(p))
+    }
+    assert offenders == set()
