@@ -67,7 +67,7 @@ def throughput(memory, text, steps: int) -> dict:
 
     eng = memory.engine
     examples = lm_examples(tokenize(text, eng.tokenizer), eng.segmenter, eng.tokenizer, eng.base.prefix_ids)
-    train = eng.train.model_copy(update={"max_steps": steps, "plateau_patience": None})
+    train = eng.train_config.model_copy(update={"max_steps": steps, "plateau_patience": None})
     eng.adapter.reset()
     ours_stats = OurTrainer(eng.adapter.model, eng.adapter.parameters(), train, pad_id=eng.pad_id, progress=False).fit(
         examples

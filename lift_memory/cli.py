@@ -38,8 +38,24 @@ def _cmd_memorize(args: argparse.Namespace) -> None:
 
 
 def _cmd_ask(args: argparse.Namespace) -> None:
-    answer = _memory(args).ask(args.question, args.doc_id, max_new_tokens=args.max_new_tokens)
-    _emit(args, answer.to_dict(), answer.text.strip())
+    doc_id = None if args.doc_id == "*" else args.doc_id
+    answer = _memory(args).ask(
+        args.question, doc_id, mode=args.mode, namespace=args.namespace, k=args.k, max_new_tokens=args.max_new_tokens
+    )
+    sources = [f"  [{i}] {s.doc_id} chars {s.char_start}-{s.char_end}" for i, s in enumerate(answer.snippets, 1)]
+    human = "\n".join([answer.text.strip(), f"(route: {answer.route}, adapter: {answer.adapter})", *sources])
+    _emit(args, answer.to_dict(), human)
+
+
+def _cmd_search(args: argparse.Namespace) -> None:
+    hits = _memory(args).retrieve(args.query, args.doc, namespace=args.namespace, k=args.k)
+    rows = [f"{h.doc_id}\t{h.char_start}-{h.char_end}\t{h.score:.4f}\t{h.text[:80]!r}" for h in hits]
+    _emit(args, [h.to_dict() for h in hits], "\n".join(rows) if rows else "no hits")
+
+
+def _cmd_rebuild(args: argparse.Namespace) -> None:
+    counts = _memory(args).rebuild_index()
+    _emit(args, counts, "\n".join(f"{ns}\t{n} chunks" for ns, n in counts.items()) or "nothing to rebuild")
 
 
 def _cmd_list(args: argparse.Namespace) -> None:
@@ -96,11 +112,24 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--replace", action="store_true", help="replace a different document stored under --id")
     p.set_defaults(func=_cmd_memorize)
 
-    p = sub.add_parser("ask", parents=[common], help="answer a question from a memorized document")
-    p.add_argument("doc_id")
+    p = sub.add_parser("ask", parents=[common], help="answer a question from memory")
+    p.add_argument("doc_id", help="document to answer from; '*' for any document of the namespace")
     p.add_argument("question")
+    p.add_argument("--mode", default="auto", choices=["auto", "lift", "rag", "hybrid", "icl"], help="route")
+    p.add_argument("--namespace", help="retrieval namespace (default: 'default')")
+    p.add_argument("--k", type=int, default=None, help="snippets to retrieve")
     p.add_argument("--max-new-tokens", type=int, default=None, help="generation budget")
     p.set_defaults(func=_cmd_ask)
+
+    p = sub.add_parser("search", parents=[common], help="hybrid retrieval over memorized documents")
+    p.add_argument("query")
+    p.add_argument("--doc", action="append", help="only this document (repeatable)")
+    p.add_argument("--namespace", help="retrieval namespace (default: 'default')")
+    p.add_argument("--k", type=int, default=None, help="how many hits")
+    p.set_defaults(func=_cmd_search)
+
+    p = sub.add_parser("rebuild", parents=[common], help="re-create the retrieval index from stored chunks")
+    p.set_defaults(func=_cmd_rebuild)
 
     p = sub.add_parser("list", parents=[common], help="list memorized documents")
     p.set_defaults(func=_cmd_list)

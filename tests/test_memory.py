@@ -2,7 +2,7 @@ from __future__ import annotations
 
 import pytest
 import torch
-from conftest import TEXT
+from conftest import TEXT, HashEmbedder
 
 from lift_memory import LiftMemory
 from lift_memory.config import LoraAdapterConfig
@@ -17,12 +17,13 @@ from lift_memory.errors import (
 
 @pytest.fixture
 def memory(tmp_path, tiny_model_dir, fast_config):
-    return LiftMemory(fast_config, root=tmp_path / "mem", model=str(tiny_model_dir), progress=False)
+    return LiftMemory(
+        fast_config, root=tmp_path / "mem", model=str(tiny_model_dir), embedder=HashEmbedder(), progress=False
+    )
 
 
 def _logits(memory, doc_id, ids=(0, 5, 9, 33, 70, 101)):
-    memory._use(doc_id)
-    with torch.no_grad():
+    with memory.engine.use(doc_id), torch.no_grad():
         return memory.engine.adapter.model(input_ids=torch.tensor([ids])).logits
 
 
@@ -32,26 +33,27 @@ def test_memorize_then_ask(memory):
     assert record.trained and record.train.steps == 3 and record.train.stop_reason == "max_steps"
     assert record.tasks["segment"] >= 1 and record.tasks["window"] >= 5
     assert record.adapter["kind"] == "lora" and record.base_model == memory.config.model.name
-    answer = memory.ask("What saves nine?", record.doc_id, max_new_tokens=5)
+    answer = memory.ask("What saves nine?", record.doc_id, mode="lift", max_new_tokens=5)
     assert answer.route == "lift" and answer.adapter == record.doc_id
     assert answer.generated_tokens <= 5 and answer.prompt_tokens + 5 <= memory.engine.base.context_window
     assert set(answer.timings) >= {"prompt", "generate", "total"}
-    assert "".join(memory.stream("What saves nine?", record.doc_id, max_new_tokens=5)) == answer.text
+    assert "".join(memory.stream("What saves nine?", record.doc_id, mode="lift", max_new_tokens=5)) == answer.text
 
 
 def test_a_fresh_process_answers_with_identical_logits(memory, tmp_path, tiny_model_dir, fast_config):
     record = memory.memorize(TEXT, doc_id="proverbs")
     trained = _logits(memory, "proverbs")
     assert not torch.equal(trained, memory_base_logits(memory))
-    reopened = LiftMemory(fast_config, root=tmp_path / "mem", model=str(tiny_model_dir), progress=False)
+    reopened = LiftMemory(
+        fast_config, root=tmp_path / "mem", model=str(tiny_model_dir), embedder=HashEmbedder(), progress=False
+    )
     assert [r.doc_id for r in reopened.list()] == ["proverbs"]
     assert reopened.get("proverbs").doc_hash == record.doc_hash
     assert torch.equal(_logits(reopened, "proverbs"), trained)
 
 
-def memory_base_logits(memory, ids=(0, 5, 9, 33, 70, 101)):
-    with memory.engine.adapter.disabled(), torch.no_grad():
-        return memory.engine.adapter.model(input_ids=torch.tensor([ids])).logits
+def memory_base_logits(memory):
+    return _logits(memory, None)
 
 
 def test_switching_documents_swaps_adapters_not_models(memory):
@@ -106,7 +108,9 @@ def test_unknown_ids(memory):
 
 def test_adapters_of_another_base_model_are_refused(memory, tmp_path, other_model_dir, fast_config):
     memory.memorize(TEXT, doc_id="mine")
-    other = LiftMemory(fast_config, root=tmp_path / "mem", model=str(other_model_dir), progress=False)
+    other = LiftMemory(
+        fast_config, root=tmp_path / "mem", model=str(other_model_dir), embedder=HashEmbedder(), progress=False
+    )
     with pytest.raises(AdapterMismatchError, match="memorized with base model"):
         other.ask("?", "mine")
 
@@ -114,7 +118,9 @@ def test_adapters_of_another_base_model_are_refused(memory, tmp_path, other_mode
 def test_adapters_of_another_layout_are_refused(memory, tmp_path, tiny_model_dir, fast_config):
     memory.memorize(TEXT, doc_id="mine")
     config = fast_config.model_copy(update={"adapter": LoraAdapterConfig(r=2)})
-    other = LiftMemory(config, root=tmp_path / "mem", model=str(tiny_model_dir), progress=False)
+    other = LiftMemory(
+        config, root=tmp_path / "mem", model=str(tiny_model_dir), embedder=HashEmbedder(), progress=False
+    )
     with pytest.raises(AdapterMismatchError, match="lora adapter"):
         other.ask("?", "mine")
 

@@ -1,0 +1,269 @@
+"""The model side: one frozen base model, its adapter slot, and everything that runs them.
+
+The engine loads the base model and attaches the adapter once; a document's adapter weights are copied
+into the slot when an answer needs them (the last few stay cached in RAM). It trains the slot on a document,
+builds prompts from a router's :class:`~lift_memory.router.Plan`, decodes (whole or streamed), continues
+bare prompts and scores perplexity. It implements the router's ``Answerer`` protocol.
+
+It reads stored documents and adapters through the bank but never writes them, and it knows nothing about
+retrieval stores: snippets reach it inside a plan.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import math
+import threading
+import time
+from collections import OrderedDict
+from collections.abc import Iterator, Sequence
+from typing import Any
+
+from lift_memory.bank import AdapterBank
+from lift_memory.config import GenerationConfig, MemoryConfig
+from lift_memory.errors import AdapterMismatchError
+from lift_memory.ids import document_text
+from lift_memory.types import Answer
+
+_STATE_CACHE = 8  # adapter states kept in RAM, most recently used first
+_DOC_CACHE = 8  # tokenized documents kept in RAM
+QUESTION_ROOM = 64  # tokens kept free for the question when deciding whether a document fits the window
+
+
+class Engine:
+    """A base model with an adapter slot, answering from documents in ``bank``.
+
+    Args:
+        config: the memory's configuration (model, adapter, segmentation, training, generation).
+        bank: where documents and adapters are stored.
+        progress: show progress bars (model build, training).
+    """
+
+    def __init__(self, config: MemoryConfig, bank: AdapterBank, *, progress: bool = True) -> None:
+        from lift_memory.adapters.registry import attach
+        from lift_memory.models import load_model
+        from lift_memory.segment import Segmenter
+
+        self.config, self.bank, self.progress = config, bank, progress
+        self.base = load_model(config.model, progress=progress)
+        self.adapter = attach(self.base.model, config.adapter, seed=config.train.seed, builtin=self.base.is_builtin)
+        room = self.base.context_window - len(self.base.prefix_ids)
+        s = config.segment
+        self.segmenter = Segmenter.for_model(s.length, s.overlap, s.window, max_length=room)
+        self.train_config = config.train.resolved(builtin=self.base.is_builtin)
+        self.loaded: str | None = None  # doc_id whose weights are in the slot
+        self.states: OrderedDict[str, dict[str, Any]] = OrderedDict()
+        self._docs: OrderedDict[str, Any] = OrderedDict()
+        self.lock = threading.RLock()
+
+    @property
+    def tokenizer(self):
+        return self.base.tokenizer
+
+    @property
+    def pad_id(self) -> int:
+        tok = self.tokenizer
+        return tok.pad_token_id if tok.pad_token_id is not None else (tok.eos_token_id or 0)
+
+    def count(self, text: str) -> int:
+        """Tokens of ``text`` (no special tokens)."""
+        return len(self.tokenizer(text, add_special_tokens=False)["input_ids"])
+
+    # -- documents and adapters --------------------------------------------------------------------------
+
+    def document(self, doc_id: str):
+        """The stored text of ``doc_id``, tokenized (cached)."""
+        from lift_memory.segment import tokenize
+
+        doc = self._docs.get(doc_id)
+        if doc is None:
+            doc = tokenize(self.bank.text(doc_id), self.tokenizer)
+            self._docs[doc_id] = doc
+            while len(self._docs) > _DOC_CACHE:
+                self._docs.popitem(last=False)
+        self._docs.move_to_end(doc_id)
+        return doc
+
+    def fits(self, n_tokens: int) -> bool:
+        """Whether a document of ``n_tokens`` fits the window beside a question and the generation budget."""
+        return n_tokens + QUESTION_ROOM <= self.base.context_window - self.config.generation.max_new_tokens
+
+    def has_adapter(self, doc_id: str) -> bool:
+        return bool(self.bank.manifest(doc_id).get("adapter"))
+
+    def fits_window(self, doc_id: str) -> bool:
+        return self.fits(self.bank.manifest(doc_id)["n_tokens"])
+
+    def forget(self, doc_id: str) -> None:
+        """Drop anything cached about ``doc_id``."""
+        self.states.pop(doc_id, None)
+        self._docs.pop(doc_id, None)
+        if self.loaded == doc_id:
+            self.loaded = None
+
+    def remember(self, doc_id: str, state: dict[str, Any] | None) -> None:
+        """Cache a freshly stored adapter state (it is what the slot holds after training)."""
+        self.forget(doc_id)
+        if state is not None:
+            self.states[doc_id] = state
+            self.loaded = doc_id
+
+    def check_compatible(self, manifest: dict[str, Any]) -> None:
+        """Refuse an adapter trained on another base model, tokenizer or adapter layout."""
+        doc, base = manifest["doc_id"], manifest["base"]
+        if base["fingerprint"] != self.base.fingerprint or base["tokenizer"] != self.base.tokenizer_fingerprint:
+            raise AdapterMismatchError(
+                f"{doc!r} was memorized with base model {base['name']!r} (fingerprint {base['fingerprint']}), "
+                f"this memory runs {self.base.name!r} ({self.base.fingerprint}); open it with that model or "
+                "memorize the document again"
+            )
+        stored, live = dict(manifest.get("adapter") or {}), self.adapter.describe()
+        stored.pop("file", None)
+        if stored and stored != live:
+            raise AdapterMismatchError(
+                f"{doc!r} has a {stored.get('kind')} adapter {stored.get('config')}, this memory uses "
+                f"{live['kind']} {live['config']}; open it with the same adapter config or memorize it again"
+            )
+
+    def use(self, doc_id: str | None):
+        """Context in which the model runs with ``doc_id``'s adapter (None: the exact base model)."""
+        if doc_id is None:
+            return self.adapter.disabled()
+        if doc_id != self.loaded:
+            state = self.states.get(doc_id)
+            if state is None:
+                manifest = self.bank.manifest(doc_id)
+                self.check_compatible(manifest)
+                state = self.bank.load_state(doc_id)
+                if state is None:
+                    raise AdapterMismatchError(f"{doc_id!r} was stored without an adapter; ask it with mode='icl'")
+            self.adapter.load_state_dict(state, source=f"adapter of {doc_id!r}")
+            self.states[doc_id] = state
+            self.loaded = doc_id
+        self.states.move_to_end(doc_id)
+        while len(self.states) > _STATE_CACHE:
+            self.states.popitem(last=False)
+        return contextlib.nullcontext()
+
+    # -- training ----------------------------------------------------------------------------------------
+
+    def train(self, doc, doc_id: str, callbacks: Sequence[Any] = ()):
+        """Train the slot on ``doc`` from its initial state: (stats, adapter state, examples per task)."""
+        from lift_memory.tasks.lm import lm_examples
+        from lift_memory.train.loop import Trainer
+
+        examples = lm_examples(doc, self.segmenter, self.tokenizer, self.base.prefix_ids)
+        with self.lock:
+            self.adapter.reset()
+            self.loaded = None
+            trainer = Trainer(
+                self.adapter.model,
+                self.adapter.parameters(),
+                self.train_config,
+                pad_id=self.pad_id,
+                callbacks=callbacks,
+                progress=self.progress,
+                desc=f"memorizing {doc_id}",
+            )
+            stats = trainer.fit(examples)
+            state = self.adapter.state_dict()
+        counts: dict[str, int] = {}
+        for e in examples:
+            counts[e.task] = counts.get(e.task, 0) + 1
+        return stats, state, counts
+
+    # -- answering (the router's Answerer) ---------------------------------------------------------------
+
+    def generation(self, max_new_tokens: int | None = None) -> GenerationConfig:
+        g = self.config.generation
+        return g if max_new_tokens is None else g.model_copy(update={"max_new_tokens": max_new_tokens})
+
+    def prompt(self, question: str, plan, generation: GenerationConfig):
+        """The prompt for ``question`` under ``plan``: snippets and/or the document's ends, fitted to the window."""
+        from lift_memory.prompt import assemble, fit
+
+        doc = self.document(plan.doc_id) if plan.doc_id is not None and plan.route != "rag" else None
+        share = 1.0 if doc is None else plan.snippet_share
+        limit = self.base.context_window - generation.max_new_tokens
+        return fit(
+            self.tokenizer,
+            question,
+            lambda budget: assemble(doc, plan.doc_id, plan.snippets, budget, share, self.count),
+            limit,
+            self.base.prefix_ids,
+        )
+
+    def answer(self, question: str, plan, max_new_tokens: int | None = None) -> Answer:
+        """Answer ``question`` as ``plan`` says."""
+        from lift_memory.generate import generate_ids
+
+        generation = self.generation(max_new_tokens)
+        t0 = time.perf_counter()
+        prompt = self.prompt(question, plan, generation)
+        t1 = time.perf_counter()
+        with self.lock, self.use(plan.adapter):
+            t2 = time.perf_counter()
+            ids = list(generate_ids(self.adapter.model, prompt.ids, generation, self.base.eos_ids))
+        t3 = time.perf_counter()
+        return Answer(
+            text=self.tokenizer.decode(ids, skip_special_tokens=True),
+            route=plan.route,
+            adapter=plan.adapter,
+            doc_ids=tuple(dict.fromkeys([*([plan.doc_id] if plan.doc_id else []), *(s.doc_id for s in plan.snippets)])),
+            snippets=prompt.context.snippets,
+            prompt_tokens=len(prompt.ids),
+            generated_tokens=len(ids),
+            timings={
+                "retrieve": round(plan.retrieve_seconds, 4),
+                "prompt": round(t1 - t0, 4),
+                "adapter": round(t2 - t1, 4),
+                "generate": round(t3 - t2, 4),
+                "total": round(plan.retrieve_seconds + t3 - t0, 4),
+            },
+            notes=plan.notes,
+        )
+
+    def stream(self, question: str, plan, max_new_tokens: int | None = None) -> Iterator[str]:
+        """The answer's text, piece by piece, as it is generated."""
+        from lift_memory.generate import generate_ids, stream_text
+
+        generation = self.generation(max_new_tokens)
+        prompt = self.prompt(question, plan, generation)
+        with self.lock, self.use(plan.adapter):
+            yield from stream_text(
+                self.tokenizer, generate_ids(self.adapter.model, prompt.ids, generation, self.base.eos_ids)
+            )
+
+    # -- probes ------------------------------------------------------------------------------------------
+
+    def complete(self, prompt: str, doc_id: str | None = None, max_new_tokens: int | None = None) -> str:
+        """Continue ``prompt`` as it is, with ``doc_id``'s adapter (None: the base model)."""
+        from lift_memory.generate import generate_ids
+
+        ids = list(self.base.prefix_ids) + self.tokenizer(prompt, add_special_tokens=False)["input_ids"]
+        with self.lock, self.use(doc_id):
+            out = list(generate_ids(self.adapter.model, ids, self.generation(max_new_tokens), self.base.eos_ids))
+        return self.tokenizer.decode(out, skip_special_tokens=True)
+
+    def perplexity(self, text: str, doc_id: str | None = None, stride: int | None = None) -> float:
+        """Perplexity of ``text`` with ``doc_id``'s adapter, in windows advancing by ``stride`` tokens."""
+        import torch
+
+        from lift_memory.segment import tokenize
+
+        ids = list(tokenize(document_text(text), self.tokenizer).ids)
+        window = self.base.context_window - len(self.base.prefix_ids)
+        stride = stride or max(1, window // 2)
+        nll, count, done = 0.0, 0, 0
+        with self.lock, self.use(doc_id), torch.inference_mode():
+            for begin in range(0, len(ids), stride):
+                end = min(begin + window, len(ids))
+                x = torch.tensor([list(self.base.prefix_ids) + ids[begin:end]], device=self.base.device)
+                logp = torch.log_softmax(self.adapter.model(input_ids=x).logits[0, :-1].float(), -1)
+                token_nll = -logp.gather(1, x[0, 1:, None])[:, 0]  # predicts the ids of x[1:]
+                fresh = min(end - done, token_nll.numel())  # tokens no earlier window scored
+                nll += token_nll[token_nll.numel() - fresh :].sum().item()
+                count, done = count + fresh, end
+                if end == len(ids):
+                    break
+        return math.exp(nll / max(count, 1))

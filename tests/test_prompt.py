@@ -1,0 +1,90 @@
+from __future__ import annotations
+
+import random
+
+import pytest
+from conftest import TEXT, make_tokenizer
+
+from lift_memory.errors import ConfigError
+from lift_memory.prompt import ELLIPSIS, assemble, fit, render
+from lift_memory.retrieval.chunking import chunk_document
+from lift_memory.segment import tokenize
+from lift_memory.types import Snippet
+
+DOC = TEXT * 3
+
+
+@pytest.fixture(scope="module")
+def tok():
+    return make_tokenizer()
+
+
+def _snippets(tok, doc_id="d", size=24, overlap=8):
+    return [
+        Snippet(doc_id, c.text, c.char_start, c.char_end, chunk_id=c.chunk_id, scores={"dense": 0.5})
+        for c in chunk_document(DOC, doc_id, tok, size=size, overlap=overlap)
+    ]
+
+
+def _count(tok):
+    return lambda text: len(tok(text, add_special_tokens=False)["input_ids"])
+
+
+@pytest.mark.parametrize("limit", [30, 50, 80, 128, 400])
+@pytest.mark.parametrize("share", [0.0, 0.3, 0.8, 1.0])
+def test_the_prompt_never_exceeds_the_window(tok, limit, share):
+    doc = tokenize(DOC, tok)
+    snippets = random.Random(limit).sample(_snippets(tok), 6)
+    prompt = fit(tok, "What saves nine?", lambda b: assemble(doc, "d", snippets, b, share, _count(tok)), limit, (0,))
+    assert len(prompt.ids) <= limit
+    assert prompt.ids[0] == 0 and tok.decode(prompt.ids).endswith("What saves nine?")
+
+
+def _span(start, end, doc_id="d"):
+    return Snippet(doc_id, DOC[start:end], start, end, chunk_id=f"{doc_id}:{start}", scores={"bm25": 1.0})
+
+
+def test_snippets_are_merged_ordered_marked_and_point_at_their_text(tok):
+    picked = [_span(300, 360), _span(40, 100), _span(0, 60), _span(330, 400), _span(40, 100)]  # overlaps, a repeat
+    context = assemble(None, None, picked, 400, 1.0, _count(tok))
+    assert [(s.char_start, s.char_end) for s in context.snippets] == [(0, 100), (300, 400)]
+    assert len(context.snippets) == 2
+    assert [s.char_start for s in context.snippets] == sorted(s.char_start for s in context.snippets)
+    for i, s in enumerate(context.snippets, start=1):
+        assert DOC[s.char_start : s.char_end] == s.text  # provenance: offsets point at the quoted text
+        assert f"[{i}] {s.text}" in context.text
+    assert context.text.count(ELLIPSIS) == 1
+
+
+def test_head_and_tail_share_the_budget_and_shown_snippets_are_not_repeated(tok):
+    doc = tokenize(DOC, tok)
+    snippets = _snippets(tok)
+    first, middle = snippets[0], snippets[len(snippets) // 2]
+    context = assemble(doc, "d", [first, middle], 120, 0.5, _count(tok))
+    assert context.text.startswith(DOC[:20])  # the head
+    assert [s.chunk_id for s in context.snippets] == [middle.chunk_id]  # the head already shows `first`
+    assert context.text.rstrip().endswith(DOC.rstrip()[-10:])  # the tail
+
+
+def test_an_oversized_snippet_is_cut_to_fit(tok):
+    big = _snippets(tok, size=200)[0]
+    context = assemble(None, None, [big], 30, 1.0, _count(tok))
+    (kept,) = context.snippets
+    assert (
+        _count(tok)(kept.text) <= 26
+        and big.text.startswith(kept.text)
+        and DOC[kept.char_start : kept.char_end] == kept.text
+    )
+
+
+def test_a_question_longer_than_the_window_is_a_config_error(tok):
+    with pytest.raises(ConfigError, match="question takes"):
+        fit(tok, "why " * 200, lambda b: assemble(None, None, [], b, 1.0, _count(tok)), 50)
+
+
+def test_chat_templates_are_used_when_the_tokenizer_has_one(tok):
+    tok = make_tokenizer()
+    tok.chat_template = "{% for m in messages %}<|{{ m.role }}|>{{ m.content }}{% endfor %}<|assistant|>"
+    ids = render(tok, "some context", "the question", ())
+    text = tok.decode(ids)
+    assert text.startswith("<|user|>") and "some context" in text and text.endswith("<|assistant|>")
