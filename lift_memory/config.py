@@ -124,6 +124,8 @@ class GenerationConfig(_Config):
     """Sample only among the k most likely tokens (with temperature > 0)."""
     seed: int = 0
     """Seed for sampling."""
+    max_seconds: float | None = Field(default=None, gt=0)
+    """Stop decoding after this many seconds (None: no time limit)."""
 
 
 class RetrievalConfig(_Config):

@@ -174,9 +174,10 @@ class Engine:
 
     # -- answering (the router's Answerer) ---------------------------------------------------------------
 
-    def generation(self, max_new_tokens: int | None = None) -> GenerationConfig:
-        g = self.config.generation
-        return g if max_new_tokens is None else g.model_copy(update={"max_new_tokens": max_new_tokens})
+    def generation(self, **overrides: Any) -> GenerationConfig:
+        """The configured decoding settings with ``overrides`` (those not None) applied."""
+        update = {k: v for k, v in overrides.items() if v is not None}
+        return self.config.generation.model_copy(update=update) if update else self.config.generation
 
     def prompt(self, question: str, plan, generation: GenerationConfig):
         """The prompt for ``question`` under ``plan``: snippets and/or the document's ends, fitted to the window."""
@@ -193,46 +194,16 @@ class Engine:
             self.base.prefix_ids,
         )
 
-    def answer(self, question: str, plan, max_new_tokens: int | None = None) -> Answer:
-        """Answer ``question`` as ``plan`` says."""
-        from lift_memory.generate import generate_ids
+    def answer(self, question: str, plan, **generation: Any) -> Answer:
+        """Answer ``question`` as ``plan`` says (``generation``: overrides of the decoding settings)."""
+        stream = self.stream(question, plan, **generation)
+        for _ in stream:
+            pass
+        return stream.answer
 
-        generation = self.generation(max_new_tokens)
-        t0 = time.perf_counter()
-        prompt = self.prompt(question, plan, generation)
-        t1 = time.perf_counter()
-        with self.lock, self.use(plan.adapter):
-            t2 = time.perf_counter()
-            ids = list(generate_ids(self.adapter.model, prompt.ids, generation, self.base.eos_ids))
-        t3 = time.perf_counter()
-        return Answer(
-            text=self.tokenizer.decode(ids, skip_special_tokens=True),
-            route=plan.route,
-            adapter=plan.adapter,
-            doc_ids=tuple(dict.fromkeys([*([plan.doc_id] if plan.doc_id else []), *(s.doc_id for s in plan.snippets)])),
-            snippets=prompt.context.snippets,
-            prompt_tokens=len(prompt.ids),
-            generated_tokens=len(ids),
-            timings={
-                "retrieve": round(plan.retrieve_seconds, 4),
-                "prompt": round(t1 - t0, 4),
-                "adapter": round(t2 - t1, 4),
-                "generate": round(t3 - t2, 4),
-                "total": round(plan.retrieve_seconds + t3 - t0, 4),
-            },
-            notes=plan.notes,
-        )
-
-    def stream(self, question: str, plan, max_new_tokens: int | None = None) -> Iterator[str]:
-        """The answer's text, piece by piece, as it is generated."""
-        from lift_memory.generate import generate_ids, stream_text
-
-        generation = self.generation(max_new_tokens)
-        prompt = self.prompt(question, plan, generation)
-        with self.lock, self.use(plan.adapter):
-            yield from stream_text(
-                self.tokenizer, generate_ids(self.adapter.model, prompt.ids, generation, self.base.eos_ids)
-            )
+    def stream(self, question: str, plan, **generation: Any) -> AnswerStream:
+        """The answer's text piece by piece as it is generated; ``.answer`` holds the :class:`Answer` after."""
+        return AnswerStream(self, question, plan, self.generation(**generation))
 
     # -- probes ------------------------------------------------------------------------------------------
 
@@ -242,7 +213,8 @@ class Engine:
 
         ids = list(self.base.prefix_ids) + self.tokenizer(prompt, add_special_tokens=False)["input_ids"]
         with self.lock, self.use(doc_id):
-            out = list(generate_ids(self.adapter.model, ids, self.generation(max_new_tokens), self.base.eos_ids))
+            generation = self.generation(max_new_tokens=max_new_tokens)
+            out = list(generate_ids(self.adapter.model, ids, generation, self.base.eos_ids))
         return self.tokenizer.decode(out, skip_special_tokens=True)
 
     def perplexity(self, text: str, doc_id: str | None = None, stride: int | None = None) -> float:
@@ -267,3 +239,52 @@ class Engine:
                 if end == len(ids):
                     break
         return math.exp(nll / max(count, 1))
+
+
+class AnswerStream:
+    """Iterates over an answer's text pieces as they are generated; afterwards ``answer`` holds the full
+    :class:`~lift_memory.types.Answer` (route, adapter, snippets, token counts, timings).
+
+    The concatenated pieces equal ``answer.text``.
+    """
+
+    def __init__(self, engine: Engine, question: str, plan, generation: GenerationConfig) -> None:
+        self._engine, self._question, self._plan, self._generation = engine, question, plan, generation
+        self.answer: Answer | None = None
+
+    def __iter__(self) -> Iterator[str]:
+        from lift_memory.generate import generate_ids, stream_text
+
+        eng, plan = self._engine, self._plan
+        t0 = time.perf_counter()
+        prompt = eng.prompt(self._question, plan, self._generation)
+        t1 = time.perf_counter()
+        ids: list[int] = []
+        with eng.lock, eng.use(plan.adapter):
+            t2 = time.perf_counter()
+            tokens = generate_ids(eng.adapter.model, prompt.ids, self._generation, eng.base.eos_ids)
+            yield from stream_text(eng.tokenizer, _recorded(tokens, ids))
+        t3 = time.perf_counter()
+        self.answer = Answer(
+            text=eng.tokenizer.decode(ids, skip_special_tokens=True),
+            route=plan.route,
+            adapter=plan.adapter,
+            doc_ids=tuple(dict.fromkeys([*([plan.doc_id] if plan.doc_id else []), *(s.doc_id for s in plan.snippets)])),
+            snippets=prompt.context.snippets,
+            prompt_tokens=len(prompt.ids),
+            generated_tokens=len(ids),
+            timings={
+                "retrieve": round(plan.retrieve_seconds, 4),
+                "prompt": round(t1 - t0, 4),
+                "adapter": round(t2 - t1, 4),
+                "generate": round(t3 - t2, 4),
+                "total": round(plan.retrieve_seconds + t3 - t0, 4),
+            },
+            notes=plan.notes,
+        )
+
+
+def _recorded(tokens: Iterator[int], into: list[int]) -> Iterator[int]:
+    for token in tokens:
+        into.append(token)
+        yield token

@@ -32,16 +32,22 @@ def _forward(model, ids, past):
 
 
 def generate_ids(model, prompt_ids: list[int], config: GenerationConfig, eos_ids: Iterable[int] = ()) -> Iterator[int]:
-    """Yield up to ``config.max_new_tokens`` new token ids; stops before an end-of-sequence id."""
+    """Yield up to ``config.max_new_tokens`` new token ids; stops before an end-of-sequence id, or once
+    ``config.max_seconds`` have passed."""
+    import time
+
     import torch
 
     eos = frozenset(eos_ids)
     generator = None
     if config.temperature > 0:
         generator = torch.Generator(device=model.device).manual_seed(config.seed)
+    deadline = None if config.max_seconds is None else time.monotonic() + config.max_seconds
     with torch.inference_mode():
         out = _forward(model, prompt_ids, None)
         for _ in range(config.max_new_tokens):
+            if deadline is not None and time.monotonic() > deadline:
+                return
             logits = out.logits[0, -1].float()
             if config.temperature > 0:
                 if config.top_k is not None:

@@ -13,7 +13,7 @@ from __future__ import annotations
 import datetime as dt
 import os
 import threading
-from collections.abc import Iterator, Sequence
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -230,6 +230,8 @@ class LiftMemory:
         namespace: str | None = None,
         k: int | None = None,
         max_new_tokens: int | None = None,
+        temperature: float | None = None,
+        max_seconds: float | None = None,
     ) -> Answer:
         """Answer ``question`` from memory; the :class:`Answer` says which route, adapter and snippets it used.
 
@@ -241,6 +243,8 @@ class LiftMemory:
             namespace: retrieval namespace (default ``config.retrieval.namespace``).
             k: snippets to retrieve (default ``config.retrieval.k``).
             max_new_tokens: generation budget (default ``config.generation.max_new_tokens``).
+            temperature: 0 decodes greedily (default ``config.generation.temperature``).
+            max_seconds: stop decoding after this many seconds.
 
         Raises:
             UnknownDocumentError: nothing is stored under ``doc_id``.
@@ -248,7 +252,9 @@ class LiftMemory:
             ConfigError: an unknown mode, or one that needs what the document lacks (``lift`` without adapter).
         """
         plan = self._plan(question, doc_id, mode, namespace, k)
-        return self.engine.answer(question, plan, max_new_tokens)
+        return self.engine.answer(
+            question, plan, max_new_tokens=max_new_tokens, temperature=temperature, max_seconds=max_seconds
+        )
 
     def stream(
         self,
@@ -259,10 +265,23 @@ class LiftMemory:
         namespace: str | None = None,
         k: int | None = None,
         max_new_tokens: int | None = None,
-    ) -> Iterator[str]:
-        """Like :meth:`ask`, yielding the answer's text as it is generated (same text as ``ask``)."""
+        temperature: float | None = None,
+        max_seconds: float | None = None,
+    ):
+        """Like :meth:`ask`, but returns an iterable of the answer's text pieces as they are generated.
+
+        Iterating yields ``str`` pieces (together: the same text as :meth:`ask`); afterwards the stream's
+        ``answer`` attribute holds the full :class:`Answer`::
+
+            stream = memory.stream("What is the passkey?", "doc")
+            for piece in stream:
+                print(piece, end="")
+            print(stream.answer.route, stream.answer.snippets)
+        """
         plan = self._plan(question, doc_id, mode, namespace, k)
-        yield from self.engine.stream(question, plan, max_new_tokens)
+        return self.engine.stream(
+            question, plan, max_new_tokens=max_new_tokens, temperature=temperature, max_seconds=max_seconds
+        )
 
     def complete(self, prompt: str, doc_id: str | None = None, *, max_new_tokens: int | None = None) -> str:
         """Continue ``prompt`` as it is, with ``doc_id``'s adapter (None: the base model); no context added.

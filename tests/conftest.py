@@ -1,41 +1,14 @@
-"""Shared fixtures: offline guards, tiny models built in code, and the cached builtin:tiny.
+"""Shared fixtures: tiny models built in code, a deterministic embedder, and the cached builtin:tiny.
 
-Every test runs offline: hubs are switched off before transformers is imported, and sockets may connect
-to loopback only (a real Chroma server on 127.0.0.1 is fine, the internet is not).
+(The offline guards that every test runs under are in the repository's root ``conftest.py``.)
 """
 
 from __future__ import annotations
 
-import os
-
-os.environ["HF_HUB_OFFLINE"] = "1"
-os.environ["TRANSFORMERS_OFFLINE"] = "1"
-os.environ["ANONYMIZED_TELEMETRY"] = "False"
-os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
-
-import ipaddress
-import socket
 from pathlib import Path
 from typing import ClassVar
 
 import pytest
-
-_real_connect = socket.socket.connect
-
-
-def _loopback_only(self, address):
-    host = address[0] if isinstance(address, tuple) else None
-    if host is not None:
-        try:
-            ok = ipaddress.ip_address(socket.gethostbyname(host)).is_loopback
-        except (OSError, ValueError):
-            ok = False
-        if not ok:
-            raise OSError(f"tests may not reach {host!r}: only loopback connections are allowed")
-    return _real_connect(self, address)
-
-
-socket.socket.connect = _loopback_only
 
 TEXT = (
     "The quick brown fox jumps over the lazy dog. A stitch in time saves nine. "
@@ -43,17 +16,6 @@ TEXT = (
     "The early bird catches the worm. Actions speak louder than words.\n\n"
     "Numbers like 42 and 1999 appear here, with names such as Ada Lovelace and Alan Turing. "
 ) * 4
-
-
-def pytest_collection_modifyitems(config, items):
-    import torch
-
-    if torch.cuda.is_available():
-        return
-    skip = pytest.mark.skip(reason="needs CUDA")
-    for item in items:
-        if "gpu" in item.keywords:
-            item.add_marker(skip)
 
 
 def make_tokenizer(vocab_size: int = 320):

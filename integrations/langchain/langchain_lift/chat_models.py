@@ -1,0 +1,213 @@
+"""``ChatLIFT``: a LangChain chat model that answers from lift-memory."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator, Iterator
+from typing import Any, Literal
+
+from langchain_core.callbacks import AsyncCallbackManagerForLLMRun, CallbackManagerForLLMRun
+from langchain_core.language_models import BaseChatModel, LangSmithParams
+from langchain_core.messages import AIMessage, AIMessageChunk, BaseMessage
+from langchain_core.messages.ai import UsageMetadata
+from langchain_core.outputs import ChatGeneration, ChatGenerationChunk, ChatResult
+from pydantic import ConfigDict, Field, PrivateAttr, SecretStr
+
+from langchain_lift._memory import open_memory
+
+_ROLES = {"human": "User", "ai": "Assistant", "system": "System", "tool": "Tool"}
+
+
+def question_from(messages: list[BaseMessage]) -> str:
+    """A single human message is the question itself (completion-style models continue it as is); a longer
+    conversation becomes a transcript ending with the assistant's turn."""
+    if len(messages) == 1 and messages[0].type == "human":
+        return messages[0].text
+    turns = [f"{_ROLES.get(m.type, m.type.title())}: {m.text}" for m in messages]
+    return "\n".join([*turns, "Assistant:"])
+
+
+class ChatLIFT(BaseChatModel):
+    """Chat model answering through lift-memory's router: a document's adapter on the model, retrieved
+    snippets and the document's head and tail in the prompt, as the router decides per question.
+
+    Example:
+        ```python
+        from lift_memory import LiftMemory
+        from langchain_lift import ChatLIFT
+
+        memory = LiftMemory(root="./memories")
+        memory.memorize(open("handbook.txt").read(), doc_id="handbook")
+
+        chat = ChatLIFT(memory=memory, doc_id="handbook")
+        print(chat.invoke("How many vacation days are there?").content)
+        for chunk in chat.stream("Who approves expenses?"):
+            print(chunk.content, end="")
+        ```
+
+    The answer's route, adapter, snippets (with offsets) and timings are in ``response_metadata``. Tool
+    calling and structured output are not supported: the models lift-memory adapts are run locally without a
+    tool-call format.
+    """
+
+    model_config = ConfigDict(extra="forbid", arbitrary_types_allowed=True, populate_by_name=True)
+
+    memory: Any = Field(default=None, exclude=True)
+    """A ``lift_memory.LiftMemory`` to answer from. None: one is opened from ``root`` and ``model_name``."""
+    model_name: str = Field(default="builtin:tiny", alias="model")
+    """Base model of the memory opened when ``memory`` is None."""
+    root: str | None = None
+    """Memory directory opened when ``memory`` is None (default: lift-memory's user data directory)."""
+    doc_id: str | None = None
+    """The document to answer from; None: any document of the namespace (retrieval decides)."""
+    namespace: str | None = None
+    """Retrieval namespace (default: the memory's)."""
+    mode: Literal["auto", "lift", "rag", "hybrid", "icl"] = "auto"
+    """Route: ``auto`` lets the router decide per question."""
+    k: int | None = None
+    """Snippets to retrieve (default: the memory's)."""
+    temperature: float = 0.0
+    """0 decodes greedily."""
+    max_tokens: int | None = None
+    """Generation budget in tokens (default: the memory's)."""
+    stop: list[str] | None = None
+    """Cut the answer before the first of these strings."""
+    timeout: float | None = None
+    """Stop decoding after this many seconds."""
+    max_retries: int = 0
+    """Accepted for LangChain's standard parameters; a local model makes no remote calls to retry."""
+    api_key: SecretStr | None = None
+    """Accepted for LangChain's standard parameters; a local model needs no key."""
+    streaming: bool = False
+    """Generate through the streaming path even when invoked (same text either way)."""
+
+    _lift: Any = PrivateAttr(default=None)
+
+    @property
+    def lift(self):
+        """The ``LiftMemory`` this model answers from (opened on first use)."""
+        if self._lift is None:
+            self._lift = open_memory(self.memory, self.root, self.model_name)
+        return self._lift
+
+    @property
+    def _llm_type(self) -> str:
+        return "lift"
+
+    @property
+    def _identifying_params(self) -> dict[str, Any]:
+        return {"model_name": self.model_name, "doc_id": self.doc_id, "namespace": self.namespace, "mode": self.mode}
+
+    def _get_ls_params(self, stop: list[str] | None = None, **kwargs: Any) -> LangSmithParams:
+        params = LangSmithParams(ls_provider="lift", ls_model_name=self.model_name, ls_model_type="chat")
+        params["ls_temperature"] = self.temperature
+        if self.max_tokens is not None:
+            params["ls_max_tokens"] = self.max_tokens
+        if stop or self.stop:
+            params["ls_stop"] = stop or self.stop
+        return params
+
+    def _answer_stream(self, messages: list[BaseMessage], **kwargs: Any):
+        return self.lift.stream(
+            question_from(messages),
+            kwargs.get("doc_id", self.doc_id),
+            mode=kwargs.get("mode", self.mode),
+            namespace=kwargs.get("namespace", self.namespace),
+            k=kwargs.get("k", self.k),
+            max_new_tokens=kwargs.get("max_tokens", self.max_tokens),
+            temperature=kwargs.get("temperature", self.temperature),
+            max_seconds=self.timeout,
+        )
+
+    def _stream(
+        self,
+        messages: list[BaseMessage],
+        stop: list[str] | None = None,
+        run_manager: CallbackManagerForLLMRun | None = None,
+        **kwargs: Any,
+    ) -> Iterator[ChatGenerationChunk]:
+        stops = [s for s in (stop or self.stop or []) if s]
+        stream = self._answer_stream(messages, **kwargs)
+        text = ""
+        for piece in stream:
+            new_text = text + piece
+            cut = min((i for i in (new_text.find(s) for s in stops) if i >= 0), default=-1)
+            piece = new_text[len(text) : cut] if cut >= 0 else piece
+            text = new_text if cut < 0 else new_text[:cut]
+            if piece:
+                chunk = ChatGenerationChunk(message=AIMessageChunk(content=piece))
+                if run_manager:
+                    run_manager.on_llm_new_token(piece, chunk=chunk)
+                yield chunk
+            if cut >= 0:
+                break
+        answer = stream.answer
+        metadata = _metadata(answer, self.model_name) if answer else {"model_name": self.model_name}
+        usage = _usage(answer) if answer else None
+        yield ChatGenerationChunk(
+            message=AIMessageChunk(content="", response_metadata=metadata, usage_metadata=usage, chunk_position="last")
+        )
+
+    async def _astream(
+        self,
+        messages: list[BaseMessage],
+        stop: list[str] | None = None,
+        run_manager: AsyncCallbackManagerForLLMRun | None = None,
+        **kwargs: Any,
+    ) -> AsyncIterator[ChatGenerationChunk]:
+        # The model runs synchronously under a lock held for the whole answer, so the stream must be consumed
+        # in one thread: a worker produces the chunks, the event loop receives them through a queue.
+        loop = asyncio.get_running_loop()
+        queue: asyncio.Queue = asyncio.Queue()
+        done = object()
+
+        def produce() -> None:
+            try:
+                for chunk in self._stream(messages, stop=stop, **kwargs):
+                    loop.call_soon_threadsafe(queue.put_nowait, chunk)
+            except BaseException as exc:  # handed to the consumer, which raises it
+                loop.call_soon_threadsafe(queue.put_nowait, exc)
+            finally:
+                loop.call_soon_threadsafe(queue.put_nowait, done)
+
+        worker = loop.run_in_executor(None, produce)
+        while (item := await queue.get()) is not done:
+            if isinstance(item, BaseException):
+                raise item
+            if run_manager and item.text:
+                await run_manager.on_llm_new_token(item.text, chunk=item)
+            yield item
+        await worker
+
+    def _generate(
+        self,
+        messages: list[BaseMessage],
+        stop: list[str] | None = None,
+        run_manager: CallbackManagerForLLMRun | None = None,
+        **kwargs: Any,
+    ) -> ChatResult:
+        chunks = list(self._stream(messages, stop=stop, run_manager=run_manager if self.streaming else None, **kwargs))
+        last = chunks[-1].message
+        text = "".join(c.message.content for c in chunks)
+        message = AIMessage(content=text, response_metadata=last.response_metadata, usage_metadata=last.usage_metadata)
+        return ChatResult(generations=[ChatGeneration(message=message)])
+
+
+def _usage(answer) -> UsageMetadata:
+    return UsageMetadata(
+        input_tokens=answer.prompt_tokens,
+        output_tokens=answer.generated_tokens,
+        total_tokens=answer.prompt_tokens + answer.generated_tokens,
+    )
+
+
+def _metadata(answer, model_name: str) -> dict[str, Any]:
+    return {
+        "model_name": model_name,
+        "route": answer.route,
+        "adapter": answer.adapter,
+        "doc_ids": list(answer.doc_ids),
+        "snippets": [s.to_dict() for s in answer.snippets],
+        "timings": answer.timings,
+        "notes": list(answer.notes),
+    }

@@ -1,0 +1,287 @@
+"""``LiftStore``: a LangGraph ``BaseStore`` whose search is lift-memory's hybrid retrieval.
+
+Agents built with LangChain's agent APIs take their long-term memory as ``store=``. Items (namespace, key,
+JSON value) live in SQLite beside the memory; an item's text is indexed in lift-memory's retrieval store
+under a namespace of its own, so ``search(query=...)`` is dense + BM25 + exact-phrase retrieval with scores.
+With ``memorize_every=N``, every N indexed puts in a namespace also fine-tune that namespace's adapter on
+all its items (``flush()`` does it at once); ``adapter_doc_id(namespace)`` names that adapter for
+``ChatLIFT(doc_id=...)``.
+
+Only ``batch`` is implemented; everything else (``get``, ``put``, ``search``, ``delete``, ``list_namespaces``
+and their async forms) comes from ``BaseStore``, and ``abatch`` runs ``batch`` in a thread.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import datetime as dt
+import hashlib
+import json
+import sqlite3
+import threading
+from collections.abc import Iterable, Sequence
+from pathlib import Path
+from typing import Any
+
+from langgraph.store.base import (
+    BaseStore,
+    GetOp,
+    Item,
+    ListNamespacesOp,
+    MatchCondition,
+    Op,
+    PutOp,
+    Result,
+    SearchItem,
+    SearchOp,
+)
+from langgraph.store.base.embed import get_text_at_path
+
+from langchain_lift._memory import open_memory
+
+_SEP = "\x1f"  # joins namespace labels in the database (labels cannot contain it usefully)
+_SCHEMA = """
+CREATE TABLE IF NOT EXISTS items (
+    namespace TEXT NOT NULL,
+    key TEXT NOT NULL,
+    value TEXT NOT NULL,
+    created_at TEXT NOT NULL,
+    updated_at TEXT NOT NULL,
+    doc_id TEXT,
+    PRIMARY KEY (namespace, key)
+);
+CREATE INDEX IF NOT EXISTS items_doc ON items (doc_id);
+"""
+
+
+def _digest(*parts: str) -> str:
+    return hashlib.sha256("\x00".join(parts).encode()).hexdigest()
+
+
+def lift_namespace(namespace: tuple[str, ...]) -> str:
+    """The lift-memory retrieval namespace that holds the items of a LangGraph namespace."""
+    return "lg-" + _digest(*namespace)[:16]
+
+
+def adapter_doc_id(namespace: tuple[str, ...]) -> str:
+    """The lift-memory document whose adapter memorizes a LangGraph namespace (with ``memorize_every``)."""
+    return "lg-adapter-" + _digest(*namespace)[:16]
+
+
+def _compare(value: Any, condition: Any) -> bool:
+    if isinstance(condition, dict) and condition and all(k.startswith("$") for k in condition):
+        checks = {
+            "$eq": lambda a, b: a == b,
+            "$ne": lambda a, b: a != b,
+            "$gt": lambda a, b: a is not None and a > b,
+            "$gte": lambda a, b: a is not None and a >= b,
+            "$lt": lambda a, b: a is not None and a < b,
+            "$lte": lambda a, b: a is not None and a <= b,
+        }
+        return all(checks[op](value, target) for op, target in condition.items())
+    return value == condition
+
+
+def _matches(condition: MatchCondition, namespace: tuple[str, ...]) -> bool:
+    path = tuple(condition.path)
+    if len(path) > len(namespace):
+        return False
+    part = namespace[: len(path)] if condition.match_type == "prefix" else namespace[len(namespace) - len(path) :]
+    return all(p == "*" or p == n for p, n in zip(path, part, strict=True))
+
+
+class LiftStore(BaseStore):
+    """LangGraph long-term memory backed by lift-memory.
+
+    Example:
+        ```python
+        from lift_memory import LiftMemory
+        from langchain_lift import LiftStore
+
+        store = LiftStore(LiftMemory(root="./memories"))
+        store.put(("users", "ada"), "pref-1", {"text": "Ada prefers tea, never coffee."})
+        hits = store.search(("users",), query="what does Ada drink?", limit=3)
+        print(hits[0].value["text"], hits[0].score)
+        ```
+
+    Args:
+        memory: the ``LiftMemory`` to index into (None: one opened at ``root`` with ``model``).
+        root: memory directory when ``memory`` is None.
+        model: base model when ``memory`` is None.
+        index_fields: JSON paths of the value whose text is indexed (LangGraph's syntax, e.g. ``"text"``,
+            ``"notes[*].body"``); ``"$"`` indexes the whole value as JSON.
+        memorize_every: after this many indexed puts into a namespace, fine-tune its adapter on all its items
+            (None: never; call :meth:`flush` to do it on demand).
+        path: SQLite file for the items (default: ``<memory root>/langgraph.sqlite``).
+    """
+
+    supports_ttl = False
+
+    def __init__(
+        self,
+        memory: Any = None,
+        *,
+        root: str | None = None,
+        model: str = "builtin:tiny",
+        index_fields: Sequence[str] = ("text",),
+        memorize_every: int | None = None,
+        path: str | Path | None = None,
+    ) -> None:
+        self.memory = open_memory(memory, root, model)
+        self.index_fields = list(index_fields)
+        self.memorize_every = memorize_every
+        db = Path(path) if path is not None else self.memory.root / "langgraph.sqlite"
+        db.parent.mkdir(parents=True, exist_ok=True)
+        self._db = sqlite3.connect(str(db), check_same_thread=False, isolation_level=None)
+        self._db.executescript(_SCHEMA)
+        self._lock = threading.RLock()
+        self._pending: dict[tuple[str, ...], int] = {}
+
+    # -- the two abstract methods ------------------------------------------------------------------------
+
+    def batch(self, ops: Iterable[Op]) -> list[Result]:
+        """Run ``ops`` in order; results line up with them (``None`` for puts)."""
+        results: list[Result] = []
+        with self._lock:
+            for op in ops:
+                if isinstance(op, GetOp):
+                    results.append(self._get(op.namespace, op.key))
+                elif isinstance(op, PutOp):
+                    self._put(op)
+                    results.append(None)
+                elif isinstance(op, SearchOp):
+                    results.append(self._search(op))
+                elif isinstance(op, ListNamespacesOp):
+                    results.append(self._list_namespaces(op))
+                else:
+                    raise TypeError(f"unknown store operation {type(op).__name__}")
+        return results
+
+    async def abatch(self, ops: Iterable[Op]) -> list[Result]:
+        """``batch`` in a worker thread: the model and the database are synchronous."""
+        return await asyncio.to_thread(self.batch, list(ops))
+
+    # -- operations --------------------------------------------------------------------------------------
+
+    def _row_item(self, row, score: float | None = None, searched: bool = False) -> Item:
+        namespace, key, value, created, updated = row[:5]
+        fields = {
+            "namespace": tuple(namespace.split(_SEP)) if namespace else (),
+            "key": key,
+            "value": json.loads(value),
+            "created_at": dt.datetime.fromisoformat(created),
+            "updated_at": dt.datetime.fromisoformat(updated),
+        }
+        return SearchItem(**fields, score=score) if searched else Item(**fields)
+
+    def _get(self, namespace: tuple[str, ...], key: str) -> Item | None:
+        row = self._db.execute(
+            "SELECT namespace, key, value, created_at, updated_at FROM items WHERE namespace = ? AND key = ?",
+            (_SEP.join(namespace), key),
+        ).fetchone()
+        return None if row is None else self._row_item(row)
+
+    def _text(self, value: dict[str, Any], fields: Sequence[str]) -> str:
+        parts: list[str] = []
+        for field in fields:
+            if field == "$":
+                parts.append(json.dumps(value, ensure_ascii=False))
+            else:
+                parts.extend(str(t) for t in get_text_at_path(value, field))
+        return "\n".join(p for p in parts if p and p.strip())
+
+    def _put(self, op: PutOp) -> None:
+        ns = _SEP.join(op.namespace)
+        old = self._db.execute("SELECT doc_id, created_at FROM items WHERE namespace = ? AND key = ?", (ns, op.key))
+        old = old.fetchone()
+        if old and old[0] and old[0] in self.memory.bank:
+            self.memory.forget(old[0])
+        if op.value is None:
+            self._db.execute("DELETE FROM items WHERE namespace = ? AND key = ?", (ns, op.key))
+            return
+        now = dt.datetime.now(dt.timezone.utc).isoformat()
+        fields = self.index_fields if op.index is None else (op.index or [])
+        text = self._text(dict(op.value), fields) if op.index is not False else ""
+        doc_id = None
+        if text:
+            doc_id = "kv-" + _digest(*op.namespace, op.key)[:24]
+            self.memory.memorize(
+                text, doc_id=doc_id, title=op.key, train=False, replace=True, namespace=lift_namespace(op.namespace)
+            )
+        self._db.execute(
+            "INSERT OR REPLACE INTO items VALUES (?, ?, ?, ?, ?, ?)",
+            (ns, op.key, json.dumps(op.value), old[1] if old else now, now, doc_id),
+        )
+        if doc_id and self.memorize_every:
+            self._pending[op.namespace] = self._pending.get(op.namespace, 0) + 1
+            if self._pending[op.namespace] >= self.memorize_every:
+                self._memorize_namespace(op.namespace)
+
+    def _memorize_namespace(self, namespace: tuple[str, ...]) -> None:
+        rows = self._db.execute(
+            "SELECT value FROM items WHERE namespace = ? AND doc_id IS NOT NULL ORDER BY created_at",
+            (_SEP.join(namespace),),
+        ).fetchall()
+        texts = [self._text(json.loads(r[0]), self.index_fields) for r in rows]
+        if any(texts):
+            self.memory.memorize(
+                "\n\n".join(t for t in texts if t),
+                doc_id=adapter_doc_id(namespace),
+                train=True,
+                index=False,
+                replace=True,
+            )
+        self._pending[namespace] = 0
+
+    def flush(self) -> list[tuple[str, ...]]:
+        """Fine-tune the adapter of every namespace with puts not yet memorized; returns those namespaces."""
+        with self._lock:
+            due = [ns for ns, n in self._pending.items() if n]
+            for ns in due:
+                self._memorize_namespace(ns)
+            return due
+
+    def _namespaces(self) -> list[tuple[str, ...]]:
+        rows = self._db.execute("SELECT DISTINCT namespace FROM items").fetchall()
+        return sorted(tuple(r[0].split(_SEP)) if r[0] else () for r in rows)
+
+    def _search(self, op: SearchOp) -> list[SearchItem]:
+        prefix = tuple(op.namespace_prefix)
+        spaces = [ns for ns in self._namespaces() if ns[: len(prefix)] == prefix]
+        keep = op.limit + op.offset
+        columns = "namespace, key, value, created_at, updated_at"
+        scored: list[tuple[float | None, Any]] = []
+        if op.query:
+            best: dict[str, float] = {}
+            for ns in spaces:
+                for hit in self.memory.retrieve(op.query, namespace=lift_namespace(ns), k=max(2 * keep, 10)):
+                    best[hit.doc_id] = max(best.get(hit.doc_id, 0.0), hit.score)
+            for doc_id, score in best.items():
+                row = self._db.execute(f"SELECT {columns} FROM items WHERE doc_id = ?", (doc_id,)).fetchone()
+                if row is not None:
+                    scored.append((score, row))
+            scored.sort(key=lambda pair: -pair[0])
+        else:
+            for ns in spaces:
+                rows = self._db.execute(f"SELECT {columns} FROM items WHERE namespace = ?", (_SEP.join(ns),))
+                scored.extend((None, row) for row in rows.fetchall())
+            scored.sort(key=lambda pair: pair[1][4], reverse=True)  # most recently updated first
+        if op.filter:
+            scored = [
+                (s, row)
+                for s, row in scored
+                if all(_compare(json.loads(row[2]).get(k), c) for k, c in op.filter.items())
+            ]
+        return [self._row_item(row, score, searched=True) for score, row in scored[op.offset : keep]]
+
+    def _list_namespaces(self, op: ListNamespacesOp) -> list[tuple[str, ...]]:
+        spaces = self._namespaces()
+        if op.match_conditions:
+            spaces = [ns for ns in spaces if all(_matches(c, ns) for c in op.match_conditions)]
+        if op.max_depth is not None:
+            spaces = sorted({ns[: op.max_depth] for ns in spaces})
+        return spaces[op.offset : op.offset + op.limit]
+
+    def close(self) -> None:
+        """Close the item database."""
+        self._db.close()

@@ -1,0 +1,80 @@
+"""LangChain's standard unit tests for ChatLIFT and the tools (nothing here loads a model)."""
+
+from __future__ import annotations
+
+import tempfile
+
+import langchain_lift
+import pytest
+from langchain_lift import AskMemoryTool, ChatLIFT, MemorizeDocumentTool
+from langchain_lift.chat_models import question_from
+from langchain_tests.unit_tests import ChatModelUnitTests, ToolsUnitTests
+
+from lift_memory import LiftMemory
+
+_ROOT = tempfile.mkdtemp(prefix="langchain-lift-unit-")
+
+
+class TestChatLIFTUnit(ChatModelUnitTests):
+    @property
+    def chat_model_class(self) -> type[ChatLIFT]:
+        return ChatLIFT
+
+    @property
+    def chat_model_params(self) -> dict:
+        return {"root": _ROOT, "doc_id": "handbook"}
+
+    @property
+    def supports_model_override(self) -> bool:
+        return False  # a memory's adapters belong to one base model
+
+    @pytest.mark.xfail(reason="a memory's adapters belong to one base model: no per-call model override", strict=True)
+    def test_standard_params_model_override(self, model) -> None:
+        super().test_standard_params_model_override(model)
+
+
+class TestMemorizeDocumentToolUnit(ToolsUnitTests):
+    @property
+    def tool_constructor(self):
+        return MemorizeDocumentTool
+
+    @property
+    def tool_constructor_params(self) -> dict:
+        return {"memory": LiftMemory(root=_ROOT, progress=False)}
+
+    @property
+    def tool_invoke_params_example(self) -> dict:
+        return {"text": "The gate code is 2291.", "doc_id": "gate", "title": "gate"}
+
+
+class TestAskMemoryToolUnit(ToolsUnitTests):
+    @property
+    def tool_constructor(self):
+        return AskMemoryTool
+
+    @property
+    def tool_constructor_params(self) -> dict:
+        return {"root": _ROOT}
+
+    @property
+    def tool_invoke_params_example(self) -> dict:
+        return {"question": "What is the gate code?", "doc_id": "gate"}
+
+
+def test_public_api_is_frozen():
+    assert langchain_lift.__all__ == ["AskMemoryTool", "ChatLIFT", "LiftRetriever", "LiftStore", "MemorizeDocumentTool"]
+
+
+def test_messages_become_a_question():
+    from langchain_core.messages import AIMessage, HumanMessage, SystemMessage
+
+    assert question_from([HumanMessage("The pass key is")]) == "The pass key is"
+    transcript = question_from(
+        [SystemMessage("Be brief."), HumanMessage("Hi"), AIMessage("Hello"), HumanMessage("Key?")]
+    )
+    assert transcript == "System: Be brief.\nUser: Hi\nAssistant: Hello\nUser: Key?\nAssistant:"
+
+
+def test_memory_must_be_a_lift_memory():
+    with pytest.raises(TypeError, match="LiftMemory"):
+        ChatLIFT(memory="not a memory").lift
