@@ -12,6 +12,7 @@ from __future__ import annotations
 import argparse
 import sys
 import tempfile
+from pathlib import Path
 
 from lift_memory import LiftMemory, LiftMemoryError, MemoryConfig
 from lift_memory.config import TrainConfig
@@ -44,7 +45,7 @@ def main() -> int:
     root = args.root or tempfile.mkdtemp(prefix="assistant-")
     memory = LiftMemory(MemoryConfig(train=TrainConfig(max_steps=args.max_steps)), root=root, model=args.model)
     try:
-        text = open(args.file, encoding="utf-8").read() if args.file else sample_document(memory)
+        text = Path(args.file).read_text(encoding="utf-8") if args.file else sample_document(memory)
         record = memory.memorize(text, doc_id="document", title=args.file or "sample")
     except (OSError, LiftMemoryError) as exc:
         print(f"error: {exc}", file=sys.stderr)

@@ -77,4 +77,4 @@ def test_messages_become_a_question():
 
 def test_memory_must_be_a_lift_memory():
     with pytest.raises(TypeError, match="LiftMemory"):
-        ChatLIFT(memory="not a memory").lift
+        _ = ChatLIFT(memory="not a memory").lift
