@@ -69,25 +69,67 @@ def _cmd_forget(args: argparse.Namespace) -> None:
     _emit(args, {"forgotten": args.doc_id}, f"forgot {args.doc_id}")
 
 
+def _csv(kind):
+    return lambda text: [kind(x) for x in text.split(",") if x.strip()]
+
+
+def _run_niah(args: argparse.Namespace, preset: str | None, out: str) -> dict:
+    from lift_memory.eval.niah.grid import resolve_config, run_grid
+    from lift_memory.eval.niah.report import summary, write_report
+
+    needles = None
+    if getattr(args, "needle", None):
+        text, prefix, question, keywords = args.needle
+        needles = [{"text": text, "prefix": prefix, "question": question, "keywords": keywords.split(",")}]
+    config = resolve_config(
+        preset,
+        lengths=getattr(args, "lengths", None),
+        depths=getattr(args, "depths", None),
+        methods=getattr(args, "methods", None),
+        style=getattr(args, "style", None),
+        haystack_dir=getattr(args, "haystack", None),
+        needles=needles,
+        model=args.model,
+        max_steps=getattr(args, "max_steps", None),
+        k=getattr(args, "k", None),
+    )
+    rows = run_grid(config, out, progress=not args.quiet)
+    return {"out": out, "results": f"{out}/results.jsonl", **write_report(rows, out), "table": summary(rows)}
+
+
+def _cmd_niah(args: argparse.Namespace) -> None:
+    report = _run_niah(args, args.preset, args.out)
+    human = f"{report['table']}\nreport: {report['summary']}\nheatmaps: {', '.join(report['images'])}"
+    _emit(args, report, human)
+
+
 def _cmd_demo(args: argparse.Namespace) -> None:
     from lift_memory.eval.probe import run_demo
 
     report = run_demo(_memory(args), tokens=args.tokens, depth=args.depth)
     recalled = report["first_recall_seconds"]
-    human = "\n".join(
-        [
-            f"memorized a {report['document_tokens']}-token haystack with a needle at {report['depth']:.0%} depth",
-            f"training: {report['train_seconds']:.1f} s, {report['train_steps']} steps, "
-            f"{report['tokens_per_second']:.0f} tokens/s (stopped: {report['stop_reason']})",
-            "needle first recalled from a bare prompt after: "
-            + (f"{recalled:.1f} s of training" if recalled is not None else "not recalled"),
-            f"document perplexity: {report['perplexity_before']:.2f} -> {report['perplexity_after']:.2f}",
-            f"prompt: {report['prompt']!r}",
-            f"  before: {report['completion_before']!r}  (recall {report['recall_before']:.0%})",
-            f"  after:  {report['completion_after']!r}  (recall {report['recall_after']:.0%})",
-        ]
-    )
-    _emit(args, report, human)
+    lines = [
+        f"memorized a {report['document_tokens']}-token haystack with a needle at {report['depth']:.0%} depth",
+        f"training: {report['train_seconds']:.1f} s, {report['train_steps']} steps, "
+        f"{report['tokens_per_second']:.0f} tokens/s (stopped: {report['stop_reason']})",
+        "needle first recalled from a bare prompt after: "
+        + (f"{recalled:.1f} s of training" if recalled is not None else "not recalled"),
+        f"document perplexity: {report['perplexity_before']:.2f} -> {report['perplexity_after']:.2f}",
+        f"prompt: {report['prompt']!r}",
+        f"  before: {report['completion_before']!r}  (recall {report['recall_before']:.0%})",
+        f"  after:  {report['completion_after']!r}  (recall {report['recall_after']:.0%})",
+    ]
+    if not args.json:
+        print("\n".join(lines), flush=True)
+    if not args.no_grid:
+        if not args.json:
+            print("\nnext: a small needle-in-a-haystack grid, icl / lift / rag / hybrid on every cell", flush=True)
+        report["niah"] = _run_niah(args, "demo", args.out)
+        if not args.json:
+            niah = report["niah"]
+            print(f"\n{niah['table']}\nreport: {niah['summary']}\nheatmaps: {niah['out']}/heatmaps.png")
+    if args.json:
+        print(json.dumps(report, indent=2, default=str))
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -138,10 +180,27 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("doc_id")
     p.set_defaults(func=_cmd_forget)
 
-    p = sub.add_parser("demo", parents=[common], help="memorize a haystack with a needle and show recall")
+    p = sub.add_parser("demo", parents=[common], help="memorize a haystack, show recall, run a small NIAH grid")
     p.add_argument("--tokens", type=int, default=8192, help="haystack length in tokens (default 8192)")
     p.add_argument("--depth", type=float, default=0.5, help="needle depth as a fraction (default 0.5)")
+    p.add_argument("--out", default="niah-demo", help="where the grid's report goes (default ./niah-demo)")
+    p.add_argument("--no-grid", action="store_true", help="skip the needle-in-a-haystack grid")
     p.set_defaults(func=_cmd_demo)
+
+    p = sub.add_parser("niah", parents=[common], help="needle-in-a-haystack grid: icl, lift, rag, hybrid, heatmaps")
+    p.add_argument("--preset", choices=["demo", "standard"], help="grid preset (default: standard, 1k-128k tokens)")
+    p.add_argument("--lengths", type=_csv(int), help="haystack lengths in tokens, e.g. 1024,4096")
+    p.add_argument("--depths", type=_csv(float), help="needle depths as fractions, e.g. 0,0.5,1")
+    p.add_argument("--methods", type=_csv(str), help="subset of icl,lift,rag,hybrid")
+    p.add_argument("--style", choices=["completion", "question"], help="prompt with the prefix or the question")
+    p.add_argument("--haystack", help="folder of .txt files (default: held-out Python documentation)")
+    p.add_argument(
+        "--needle", nargs=4, metavar=("TEXT", "PREFIX", "QUESTION", "KEYWORDS"), help="custom needle (keywords: a,b)"
+    )
+    p.add_argument("--max-steps", type=int, help="training budget per cell")
+    p.add_argument("--k", type=int, help="snippets for rag and hybrid")
+    p.add_argument("--out", default="niah-report", help="output directory (default ./niah-report); reruns resume")
+    p.set_defaults(func=_cmd_niah)
     return parser
 
 
