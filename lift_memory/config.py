@@ -64,15 +64,29 @@ class LoraAdapterConfig(_Config):
     ``builtin:tiny``, whose barely pretrained embeddings cannot represent a new document otherwise."""
 
 
-AdapterConfig = Annotated[LoraAdapterConfig, Field(discriminator="kind")]
+class GatedMemoryAdapterConfig(_Config):
+    """LIFT's Gated Memory: a memory MLP and a gate per attention head; the base model stays frozen."""
+
+    kind: Literal["gated_memory"] = "gated_memory"
+    gate: Literal["paper", "exact"] = "exact"
+    """``paper``: sigmoid(3(z(q) - 1)) as in the authors' code; ``exact``: sigmoid(l(q) - LSE_context(q)), the
+    split of softmax attention over memory and context."""
+    hidden_mult: int = Field(default=2, ge=1)
+    """Memory MLP hidden size as a multiple of the head dimension (the paper: 2)."""
+    log_mass_init: float | None = None
+    """Exact gate: the memory's initial log-mass b (l(q) = U2·SiLU(U1·q) + b). None: log of the model's
+    context window, i.e. the memory starts as heavy as a full window of context."""
+
+
+AdapterConfig = Annotated[LoraAdapterConfig | GatedMemoryAdapterConfig, Field(discriminator="kind")]
 
 
 class TrainConfig(_Config):
     """The test-time trainer: optimizer, batches, budget and task weights."""
 
     learning_rate: float | None = Field(default=None, gt=0)
-    """Peak learning rate (AdamW). None: 4e-3 for ``builtin:tiny`` (whose embeddings train too), else 3e-4
-    (LIFT's fast LoRA setting)."""
+    """Peak learning rate (AdamW). None: for LoRA 4e-3 on ``builtin:tiny`` (whose embeddings train too), else
+    3e-4 (LIFT's fast LoRA setting); for Gated Memory 1e-2 on ``builtin:tiny``, else 1e-3 (LIFT v2)."""
     warmup_steps: int = Field(default=10, ge=0)
     """Linear warm-up steps; constant afterwards (LIFT trains at a constant rate)."""
     weight_decay: float = Field(default=1e-4, ge=0)
@@ -106,11 +120,15 @@ class TrainConfig(_Config):
             raise ValueError(f"train.task_weights must be >= 0, got {self.task_weights}")
         return self
 
-    def resolved(self, *, builtin: bool) -> TrainConfig:
-        """This config with the model-dependent defaults filled in."""
+    def resolved(self, *, builtin: bool, adapter: str = "lora") -> TrainConfig:
+        """This config with the model- and adapter-dependent defaults filled in."""
         if self.learning_rate is not None:
             return self
-        return self.model_copy(update={"learning_rate": 4e-3 if builtin else 3e-4})
+        if adapter == "gated_memory":
+            rate = 1e-2 if builtin else 1e-3
+        else:
+            rate = 4e-3 if builtin else 3e-4
+        return self.model_copy(update={"learning_rate": rate})
 
 
 class GenerationConfig(_Config):

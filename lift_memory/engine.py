@@ -50,7 +50,7 @@ class Engine:
         room = self.base.context_window - len(self.base.prefix_ids)
         s = config.segment
         self.segmenter = Segmenter.for_model(s.length, s.overlap, s.window, max_length=room)
-        self.train_config = config.train.resolved(builtin=self.base.is_builtin)
+        self.train_config = config.train.resolved(builtin=self.base.is_builtin, adapter=config.adapter.kind)
         self.loaded: str | None = None  # doc_id whose weights are in the slot
         self.states: OrderedDict[str, dict[str, Any]] = OrderedDict()
         self._docs: OrderedDict[str, Any] = OrderedDict()

@@ -40,10 +40,15 @@ def test_chromadb_only_in_the_store():
     assert _importers("chromadb") == {"lift_memory.retrieval.store"}
 
 
+# nn.Module subclasses need torch when their class is defined; the registry imports these modules only when
+# such an adapter is attached, and test_package checks that `import lift_memory` loads no torch.
+TORCH_MODULES = {"lift_memory.adapters.gated_memory.layer", "lift_memory.adapters.gated_memory.model"}
+
+
 @pytest.mark.parametrize("lazy", ["torch", "transformers", "peft", "chromadb", "tiktoken", "matplotlib", "bm25s"])
 def test_heavy_libraries_are_imported_lazily(lazy):
     eager = {m for m, p in _modules().items() if any(i.split(".")[0] == lazy for i in _imports(p, top_level_only=True))}
-    assert eager == set()
+    assert eager - (TORCH_MODULES if lazy == "torch" else set()) == set()
 
 
 @pytest.mark.parametrize(

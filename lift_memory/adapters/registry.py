@@ -105,6 +105,7 @@ def attach(model, config, *, seed: int = 0, builtin: bool = False) -> Adapter:
 
 
 def _factories() -> dict[str, Any]:
+    from lift_memory.adapters.gated_memory.model import GatedMemoryAdapter
     from lift_memory.adapters.lora import LoraAdapter
 
-    return {LoraAdapter.kind: LoraAdapter}
+    return {LoraAdapter.kind: LoraAdapter, GatedMemoryAdapter.kind: GatedMemoryAdapter}

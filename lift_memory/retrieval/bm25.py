@@ -17,7 +17,7 @@ from collections.abc import Sequence
 from pathlib import Path
 
 
-def _tokenize(texts: Sequence[str]) -> list[list[str]]:
+def tokenize(texts: Sequence[str]) -> list[list[str]]:
     import bm25s
 
     return bm25s.tokenize(list(texts), stopwords="en", return_ids=False, show_progress=False)
@@ -39,14 +39,14 @@ class BM25Index:
         self._position = {chunk_id: i for i, chunk_id in enumerate(self.ids)}
         if _retriever is None and self.ids:
             _retriever = bm25s.BM25()
-            _retriever.index(_tokenize(texts), show_progress=False)
+            _retriever.index(tokenize(texts), show_progress=False)
         self._retriever = _retriever
 
     def search(self, query: str, k: int, allowed: set[str] | None = None) -> list[tuple[str, float]]:
         """The ``k`` best chunks for ``query``, restricted to ``allowed`` ids when given."""
         import numpy as np
 
-        tokens = _tokenize([query])
+        tokens = tokenize([query])
         if not self.ids or not tokens[0] or k <= 0:
             return []
         mask = None

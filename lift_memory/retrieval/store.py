@@ -143,6 +143,7 @@ class ChromaStore:
         self._log: dict[str, dict[str, list[Chunk]]] = {}
         self._by_id: dict[str, dict[str, Chunk]] = {}
         self._versions: dict[str, int] = {}
+        self._counts: dict[str, tuple[int, int]] = {}
         self._collections: dict[str, Any] = {}
         self._lock = None
         self._prefix = "lift-"
@@ -337,7 +338,7 @@ class ChromaStore:
     def dense(self, namespace: str, query: str, k: int, doc_ids: Iterable[str] | None = None) -> list[dict[str, Any]]:
         """The ``k`` chunks nearest to ``query`` (cosine); each hit with its similarity as ``score``."""
         collection = self._collection(namespace)
-        if not k or self._call(collection.count) == 0:
+        if not k or self.count(namespace) == 0:
             return []
         vector = self.embedder.embed_query(query)
         result = self._call(
@@ -356,13 +357,21 @@ class ChromaStore:
         ]
 
     def containing(
-        self, namespace: str, phrase: str, k: int, doc_ids: Iterable[str] | None = None
+        self,
+        namespace: str,
+        phrases: Sequence[str],
+        k: int,
+        doc_ids: Iterable[str] | None = None,
     ) -> list[dict[str, Any]]:
-        """Up to ``k`` chunks that contain ``phrase`` verbatim (Chroma's ``$contains``), in document order."""
+        """Up to ``k`` chunks that contain at least one of ``phrases`` verbatim (Chroma's ``$contains``), in
+        document order; one scan (~40 ms at 100k chunks) for all phrases."""
+        if not phrases or k <= 0:
+            return []
         collection = self._collection(namespace)
+        contains = [{"$contains": p} for p in phrases]
         result = self._call(
             lambda: collection.get(
-                where_document={"$contains": phrase},
+                where_document=contains[0] if len(contains) == 1 else {"$or": contains},
                 where=_doc_filter(doc_ids),
                 limit=k,
                 include=["documents", "metadatas"],
@@ -374,8 +383,13 @@ class ChromaStore:
         return sorted(hits, key=lambda h: (h["doc_id"], h["char_start"]))
 
     def count(self, namespace: str) -> int:
-        """Chunks in the dense index of ``namespace``."""
-        return self._call(self._collection(namespace).count)
+        """Chunks in the dense index of ``namespace`` (remembered between writes, except on a shared server)."""
+        known = self._counts.get(namespace)
+        if known is not None and known[0] == self.version(namespace) and self.mode != "server":
+            return known[1]
+        n = self._call(self._collection(namespace).count)
+        self._counts[namespace] = (self.version(namespace), n)
+        return n
 
     def close(self) -> None:
         """Release the database and the directory lock (the lock goes once no store of this process uses it)."""

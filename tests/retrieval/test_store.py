@@ -9,8 +9,8 @@ import time
 from pathlib import Path
 
 import pytest
-from conftest import TEXT, HashEmbedder, make_tokenizer
 
+from conftest import TEXT, HashEmbedder, make_tokenizer
 from lift_memory.errors import InvalidIdError, StoreCorruptedError, StoreLockedError, StoreUnavailableError
 from lift_memory.retrieval.chunking import chunk_document
 from lift_memory.retrieval.store import ChromaStore, rebuild_store
@@ -51,9 +51,11 @@ def test_namespaces_are_separate_collections():
 def test_containing_finds_verbatim_phrases_only():
     store = ChromaStore(embedder=HashEmbedder())
     store.add("ns", "d1", _chunks())
-    hits = store.containing("ns", "Ada Lovelace", 10)
+    hits = store.containing("ns", ["Ada Lovelace"], 10)
     assert hits and all("Ada Lovelace" in h["text"] for h in hits)
-    assert store.containing("ns", "Charles Babbage", 10) == []
+    assert store.containing("ns", ["Charles Babbage"], 10) == []
+    both = store.containing("ns", ["Charles Babbage", "Alan Turing"], 10)
+    assert both and all("Alan Turing" in h["text"] for h in both)
 
 
 def test_persistent_store_reopens_in_a_new_process(tmp_path):
@@ -105,7 +107,7 @@ def test_a_damaged_database_is_reported_and_rebuilt_from_the_chunk_log(tmp_path)
         ChromaStore(tmp_path, embedder=HashEmbedder())
     assert rebuild_store(tmp_path, embedder=HashEmbedder()) == {"ns": expected}
     reopened = ChromaStore(tmp_path, embedder=HashEmbedder())
-    assert reopened.count("ns") == expected and reopened.containing("ns", "Ada Lovelace", 5)
+    assert reopened.count("ns") == expected and reopened.containing("ns", ["Ada Lovelace"], 5)
 
 
 def _free_port() -> int:
@@ -149,7 +151,7 @@ def test_server_mode_against_a_real_chroma_server(chroma_server, tmp_path):
     n = store.count("ns")
     store.add("ns", "d1", _chunks())
     assert store.count("ns") == n > 0
-    assert store.containing("ns", "Alan Turing", 3)
+    assert store.containing("ns", ["Alan Turing"], 3)
     assert store.dense("ns", "glitters gold", 1)[0]["doc_id"] == "d1"
     store.delete("ns", "d1")
     assert store.count("ns") == 0

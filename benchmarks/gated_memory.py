@@ -1,0 +1,137 @@
+"""Benchmark: LoRA vs Gated Memory (paper gate, exact gate) on builtin:tiny, at equal optimizer steps.
+
+One runner, one row per adapter configuration. On an 8k-token haystack with three needles, each row trains
+for the same number of steps and reports: needle recall from a bare prompt, document perplexity,
+preservation = KL(base || adapted) on text that is not in the document (standard-library docstrings; lower is
+better), trainable parameters, training tokens/s, and decode tokens/s relative to the base model.
+
+Prints one JSON line per row. Usage: python benchmarks/gated_memory.py [--steps 300]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import statistics
+import sys
+import tempfile
+import time
+
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+
+NEEDLES = [
+    (
+        "The best thing to do in San Francisco is eat a sandwich and sit in Dolores Park on a sunny day.",
+        "The best thing to do in San Francisco is",
+        ("sandwich", "Dolores Park"),
+    ),
+    (
+        "The secret ingredient of the soup is smoked paprika from the old market.",
+        "The secret ingredient of the soup is",
+        ("smoked paprika",),
+    ),
+    (
+        "The night train to Vienna leaves from platform seven at midnight.",
+        "The night train to Vienna leaves from",
+        ("platform seven",),
+    ),
+]
+ROWS = [
+    {"name": "lora", "adapter": {"kind": "lora"}},
+    {"name": "gated-paper", "adapter": {"kind": "gated_memory", "gate": "paper"}},
+    {"name": "gated-exact", "adapter": {"kind": "gated_memory", "gate": "exact"}},
+    {"name": "gated-paper-h8", "adapter": {"kind": "gated_memory", "gate": "paper", "hidden_mult": 8}},
+    {"name": "gated-exact-h8", "adapter": {"kind": "gated_memory", "gate": "exact", "hidden_mult": 8}},
+]
+
+
+def kl_base_adapted(memory, doc_id: str, text: str) -> float:
+    """Mean over tokens of KL(p_base || p_adapted) on ``text``, in nats."""
+    import torch
+
+    eng = memory.engine
+    ids = eng.tokenizer(text, add_special_tokens=False)["input_ids"][: eng.base.context_window - 1]
+    x = torch.tensor([list(eng.base.prefix_ids) + ids])
+    with torch.inference_mode():
+        with eng.use(None):
+            base = torch.log_softmax(eng.adapter.model(input_ids=x).logits.float(), -1)
+        with eng.use(doc_id):
+            adapted = torch.log_softmax(eng.adapter.model(input_ids=x).logits.float(), -1)
+    return float((base.exp() * (base - adapted)).sum(-1).mean())
+
+
+def decode_speed(memory, doc_id: str | None, prompt: str, tokens: int = 64, repeats: int = 5) -> float:
+    """Median decode tokens/s for ``tokens`` new tokens (greedy, KV cache)."""
+    from lift_memory.config import GenerationConfig
+    from lift_memory.generate import generate_ids
+
+    eng = memory.engine
+    ids = list(eng.base.prefix_ids) + eng.tokenizer(prompt, add_special_tokens=False)["input_ids"]
+    rates = []
+    with eng.use(doc_id):
+        for _ in range(repeats):
+            started = time.perf_counter()
+            n = sum(1 for _ in generate_ids(eng.adapter.model, ids, GenerationConfig(max_new_tokens=tokens), ()))
+            rates.append(n / (time.perf_counter() - started))
+    return statistics.median(rates)
+
+
+def run_row(row: dict, steps: int, text: str, held_out: str) -> dict:
+    from lift_memory import LiftMemory, MemoryConfig
+    from lift_memory.config import RetrievalConfig, TrainConfig
+    from lift_memory.eval.niah.scoring import keyword_score
+
+    config = MemoryConfig(
+        adapter=row["adapter"],
+        train=TrainConfig(max_steps=steps, plateau_patience=None),
+        retrieval=RetrievalConfig(enabled=False),
+    )
+    with tempfile.TemporaryDirectory() as root:
+        memory = LiftMemory(config, root=root, progress=False)
+        record = memory.memorize(text, doc_id="haystack")
+        recall = [
+            keyword_score(memory.complete(prefix, "haystack", max_new_tokens=20), keywords)
+            for _, prefix, keywords in NEEDLES
+        ]
+        base_rate = decode_speed(memory, None, NEEDLES[0][1])
+        adapted_rate = decode_speed(memory, "haystack", NEEDLES[0][1])
+        return {
+            "benchmark": "gated_memory",
+            "row": row["name"],
+            "adapter": row["adapter"],
+            "steps": record.train.steps,
+            "learning_rate": memory.engine.train_config.learning_rate,
+            "needle_recall": round(sum(recall) / len(recall), 3),
+            "perplexity": round(memory.perplexity(text, "haystack"), 3),
+            "kl_heldout": round(kl_base_adapted(memory, "haystack", held_out), 4),
+            "trainable_parameters": record.adapter["parameters"],
+            "train_tokens_per_second": record.train.tokens_per_second,
+            "decode_tokens_per_second": round(adapted_rate, 1),
+            "decode_relative_to_base": round(adapted_rate / base_rate, 3),
+        }
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--steps", type=int, default=300)
+    parser.add_argument("--rows", help="comma-separated row names (default: all)")
+    args = parser.parse_args()
+
+    from lift_memory.builtin import _stdlib_docstrings
+    from lift_memory.eval.niah.haystack import build_haystack, corpus_texts, insert_needle
+    from lift_memory.models import load_model
+
+    tok = load_model("builtin:tiny", progress=False).tokenizer
+    text = build_haystack(tok, 8192, corpus_texts())
+    for (needle, _, _), depth in zip(NEEDLES, (0.25, 0.5, 0.75), strict=True):
+        text, _ = insert_needle(text, needle, depth, tok)
+    held_out = "\n\n".join(_stdlib_docstrings()[-40:])  # text the document does not contain
+    wanted = set(args.rows.split(",")) if args.rows else None
+    for row in ROWS:
+        if wanted is None or row["name"] in wanted:
+            print(json.dumps(run_row(row, args.steps, text, held_out)), flush=True)
+
+
+if __name__ == "__main__":
+    sys.exit(main())
