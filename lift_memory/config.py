@@ -124,10 +124,8 @@ class TrainConfig(_Config):
         """This config with the model- and adapter-dependent defaults filled in."""
         if self.learning_rate is not None:
             return self
-        if adapter == "gated_memory":
-            rate = 1e-2 if builtin else 1e-3
-        else:
-            rate = 4e-3 if builtin else 3e-4
+        rates = {"gated_memory": (1e-2, 1e-3), "lora": (4e-3, 3e-4)}  # (builtin:tiny, any other model)
+        rate = rates.get(adapter, rates["lora"])[0 if builtin else 1]
         return self.model_copy(update={"learning_rate": rate})
 
 
