@@ -46,6 +46,23 @@ class TrainingExample:
 
 
 @dataclass(frozen=True, slots=True)
+class Task:
+    """A synthesized training task: a prompt, its answer, and the evidence's character span in the document.
+
+    ``kind`` is ``"recall"`` (a salient span masked), ``"order"`` (which passage comes first, what follows a
+    passage) or ``"qa"`` (a question written by a generator).
+    """
+
+    kind: str
+    prompt: str
+    answer: str
+    evidence_start: int
+    evidence_end: int
+
+    to_dict = _to_dict
+
+
+@dataclass(frozen=True, slots=True)
 class TrainStats:
     """What one training run did and why it stopped."""
 

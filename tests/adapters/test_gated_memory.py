@@ -87,8 +87,11 @@ def test_gradients_reach_only_adapter_parameters(gate, ids):
     adapter.model(input_ids=ids, labels=ids).loss.backward()
     assert all(p.grad is None for p in model.parameters())
     assert all(p.grad is not None and p.grad.abs().sum() > 0 for p in adapter.parameters())
+    d, r = 8, 2  # head dim 32/4, floor(sqrt(8)); per head: W1 d*2d, U1 d*r, W2 2d*d, U2 r, plus s (and b)
+    per_head = d * 2 * d + d * r + 2 * d * d + r + 1 + (gate == "exact")
+    assert adapter.n_parameters() == 2 * 4 * per_head
     names = set(adapter.state_dict())
-    expected = {f"{i}.{n}" for i in range(2) for n in ("w1", "w2", "u1", "u2", "scale")}
+    expected = {f"{i}.{n}" for i in range(2) for n in ("w_in", "w2", "u2", "scale")}
     assert names == expected | ({f"{i}.bias" for i in range(2)} if gate == "exact" else set())
 
 

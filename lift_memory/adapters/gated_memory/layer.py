@@ -34,7 +34,7 @@ def blend(attn: torch.Tensor, memory: torch.Tensor, gate: torch.Tensor) -> torch
         memory: (B, T, H, D) the memory function's output.
         gate: (B, T, H, 1) weight of the memory, already scaled.
     """
-    return attn + gate * (memory - attn)
+    return torch.lerp(attn, memory, gate)  # one op: decoding pays per op
 
 
 def exact_gate(log_mass: torch.Tensor, lse_context: torch.Tensor) -> torch.Tensor:
@@ -44,6 +44,9 @@ def exact_gate(log_mass: torch.Tensor, lse_context: torch.Tensor) -> torch.Tenso
 
 class GatedMemoryLayer(nn.Module):
     """Memory and gate parameters of one attention layer, for ``n_heads`` heads of dim ``head_dim``.
+
+    W1 and U1 read the same query, so they are stored side by side as one input projection ``w_in``: one batched
+    product per layer and step instead of two (decoding pays per operation at small sizes).
 
     Args:
         n_heads: query heads of the layer.
@@ -59,46 +62,51 @@ class GatedMemoryLayer(nn.Module):
         super().__init__()
         if gate not in ("paper", "exact"):
             raise ValueError(f"gate must be 'paper' or 'exact', got {gate!r}")
-        self.gate_kind = gate
-        self.log_mass_init = log_mass_init
-        hidden, rank = hidden_mult * head_dim, max(1, math.isqrt(head_dim))
-        self.w1 = nn.Parameter(torch.empty(n_heads, head_dim, hidden))  # (H, D, 2D)
-        self.w2 = nn.Parameter(torch.empty(n_heads, hidden, head_dim))  # (H, 2D, D)
-        self.u1 = nn.Parameter(torch.empty(n_heads, head_dim, rank))  # (H, D, r)
-        self.u2 = nn.Parameter(torch.empty(n_heads, rank))  # (H, r)
+        self.gate_kind, self.log_mass_init = gate, log_mass_init
+        self.hidden, self.rank = hidden_mult * head_dim, max(1, math.isqrt(head_dim))
+        self.w_in = nn.Parameter(torch.empty(n_heads, head_dim, self.hidden + self.rank))  # (H, D, 2D + r): [W1 | U1]
+        self.w2 = nn.Parameter(torch.empty(n_heads, self.hidden, head_dim))  # (H, 2D, D)
+        self.u2 = nn.Parameter(torch.empty(n_heads, self.rank, 1))  # (H, r, 1)
         self.bias = nn.Parameter(torch.zeros(n_heads)) if gate == "exact" else None  # (H,)
         self.scale = nn.Parameter(torch.zeros(n_heads))  # (H,) s_h: 0 = the base model exactly
         self.reset_parameters()
 
     def reset_parameters(self) -> None:
         # nn.Linear's default: uniform(-1/sqrt(fan_in), 1/sqrt(fan_in)) for every projection.
-        for weight in (self.w1, self.w2, self.u1):
+        for weight in (self.w_in, self.w2, self.u2):
             bound = 1.0 / math.sqrt(weight.shape[1])
             nn.init.uniform_(weight, -bound, bound)
-        nn.init.uniform_(self.u2, -1.0 / math.sqrt(self.u2.shape[1]), 1.0 / math.sqrt(self.u2.shape[1]))
         with torch.no_grad():
             self.scale.zero_()
             if self.bias is not None:
                 self.bias.fill_(self.log_mass_init)
 
+    def _project(self, q: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """(memory m(q), gate logit z(q)): (B, T, H, D) -> (B, T, H, D), (B, T, H).
+
+        Batched over heads by broadcasting, (BT, H, 1, D) @ (H, D, E): no transposes.
+        """
+        b, t, h, d = q.shape
+        x = q.reshape(b * t, h, 1, d)  # (BT, H, 1, D)
+        hidden = F.silu(torch.matmul(x, self.w_in))  # (BT, H, 1, 2D + r)
+        memory = torch.matmul(hidden[..., : self.hidden], self.w2)  # (BT, H, 1, D)
+        z = torch.matmul(hidden[..., self.hidden :], self.u2)  # (BT, H, 1, 1)
+        return memory.view(b, t, h, d), z.view(b, t, h)
+
     def memory(self, q: torch.Tensor) -> torch.Tensor:
         """m(q): (B, T, H, D) -> (B, T, H, D)."""
-        hidden = F.silu(torch.einsum("bthd,hde->bthe", q, self.w1))  # (B, T, H, 2D)
-        return torch.einsum("bthe,hed->bthd", hidden, self.w2)
+        return self._project(q)[0]
 
-    def gate_logit(self, q: torch.Tensor) -> torch.Tensor:
-        """z(q) (paper) or l(q) without its bias (exact): (B, T, H, D) -> (B, T, H), in float32."""
-        hidden = F.silu(torch.einsum("bthd,hdr->bthr", q, self.u1))  # (B, T, H, r)
-        return torch.einsum("bthr,hr->bth", hidden, self.u2).float()
-
-    def gate(self, q: torch.Tensor, lse_context: torch.Tensor | None = None) -> torch.Tensor:
-        """The memory's weight g(q) in [0, 1], (B, T, H), before the scale s."""
-        z = self.gate_logit(q)
+    def _gate(self, z: torch.Tensor, lse_context: torch.Tensor | None) -> torch.Tensor:
         if self.gate_kind == "paper":
             return torch.sigmoid(3.0 * (z - 1.0))
         if lse_context is None:
             raise RuntimeError("the exact gate needs the context's log-sum-exp; attach through GatedMemoryAdapter")
-        return exact_gate(z + self.bias.float(), lse_context.float())
+        return exact_gate(z + self.bias, lse_context.to(z.dtype))
+
+    def gate(self, q: torch.Tensor, lse_context: torch.Tensor | None = None) -> torch.Tensor:
+        """The memory's weight g(q) in [0, 1], (B, T, H), before the scale s."""
+        return self._gate(self._project(q)[1], lse_context)
 
     def forward(self, q: torch.Tensor, attn: torch.Tensor, lse_context: torch.Tensor | None = None):
         """Blend ``attn`` with the memory. q, attn: (B, T, H, D); lse_context: (B, T, H) (exact gate only).
@@ -106,6 +114,6 @@ class GatedMemoryLayer(nn.Module):
         Returns:
             (output (B, T, H, D), effective gate s·g (B, T, H)).
         """
-        g = self.gate(q, lse_context) * self.scale.float()  # (B, T, H)
-        out = blend(attn, self.memory(q), g.unsqueeze(-1).to(attn.dtype))
-        return out, g
+        memory, z = self._project(q)
+        g = self._gate(z, lse_context) * self.scale  # (B, T, H)
+        return blend(attn, memory, g.unsqueeze(-1)), g
