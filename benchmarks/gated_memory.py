@@ -79,13 +79,14 @@ def decode_speed(memory, doc_id: str | None, prompt: str, tokens: int = 64, repe
 
 def run_row(row: dict, steps: int, text: str, held_out: str) -> dict:
     from lift_memory import LiftMemory, MemoryConfig
-    from lift_memory.config import RetrievalConfig, TrainConfig
+    from lift_memory.config import RetrievalConfig, TasksConfig, TrainConfig
     from lift_memory.eval.niah.scoring import keyword_score
 
     config = MemoryConfig(
         adapter=row["adapter"],
         train=TrainConfig(max_steps=steps, plateau_patience=None),
         retrieval=RetrievalConfig(enabled=False),
+        tasks=TasksConfig(generator="none"),  # adapters compared on the same segments and windows
     )
     with tempfile.TemporaryDirectory() as root:
         memory = LiftMemory(config, root=root, progress=False)

@@ -107,8 +107,11 @@ class TrainConfig(_Config):
     """Stop when the smoothed loss has not improved by ``plateau_delta`` for this many steps."""
     plateau_delta: float = Field(default=1e-3, ge=0)
     """Relative improvement of the smoothed loss that resets the plateau counter."""
-    task_weights: dict[str, float] = Field(default_factory=lambda: {"segment": 1.0, "window": 1.0})
-    """Weight of each task type: the loss is the weighted mean of per-task mean token losses."""
+    task_weights: dict[str, float] = Field(
+        default_factory=lambda: {"segment": 1.0, "window": 1.0, "recall": 0.5, "order": 0.25, "qa": 1.0}
+    )
+    """Weight of each task type: the loss is the weighted mean of per-task mean token losses. Contextualized
+    variants (``recall+ctx``, ...) take their task's weight unless named here; unnamed tasks weigh 0."""
     seed: int = 0
     """Seed for shuffling and adapter initialization; CPU runs are deterministic for a seed."""
 
@@ -142,6 +145,27 @@ class GenerationConfig(_Config):
     """Seed for sampling."""
     max_seconds: float | None = Field(default=None, gt=0)
     """Stop decoding after this many seconds (None: no time limit)."""
+
+
+class TasksConfig(_Config):
+    """Synthesized training tasks (beyond segments and sentence windows)."""
+
+    generator: Literal["extractive", "none"] = "extractive"
+    """``extractive``: recall and order tasks built from the text, offline and deterministic; ``none``: only
+    segments and windows. An LLM writer is passed as ``LiftMemory(generator=...)`` instead."""
+    contextualize: float = Field(default=0.25, ge=0.0, le=1.0)
+    """Fraction of tasks and sentence windows that also appear after a head-and-tail excerpt of the document,
+    resampled every epoch."""
+    context_tokens: int | None = Field(default=None, ge=0)
+    """Budget of that excerpt; None: a quarter of the context window, at most 4096 (LIFT: about 4k)."""
+    concurrency: int = Field(default=8, ge=1)
+    """Units a generator works on at once."""
+    max_attempts: int = Field(default=3, ge=1)
+    """Tries per unit before it is skipped (and counted)."""
+    timeout: float = Field(default=120.0, gt=0)
+    """Seconds per try."""
+    cache: bool = True
+    """Keep synthesized tasks per (document, generator, prompt version): memorizing again costs no generation."""
 
 
 class RetrievalConfig(_Config):
@@ -194,3 +218,5 @@ class MemoryConfig(_Config):
     """Decoding."""
     retrieval: RetrievalConfig = RetrievalConfig()
     """The retrieval store beside the adapters."""
+    tasks: TasksConfig = TasksConfig()
+    """Synthesized training tasks."""

@@ -147,12 +147,46 @@ class Engine:
 
     # -- training ----------------------------------------------------------------------------------------
 
-    def train(self, doc, doc_id: str, callbacks: Sequence[Any] = ()):
-        """Train the slot on ``doc`` from its initial state: (stats, adapter state, examples per task)."""
+    def context_tokens(self) -> int:
+        """Budget of the head-and-tail excerpt in contextualized training examples."""
+        configured = self.config.tasks.context_tokens
+        return configured if configured is not None else min(4096, self.base.context_window // 4)
+
+    def train(self, doc, doc_id: str, callbacks: Sequence[Any] = (), tasks=None):
+        """Train the slot on ``doc`` from its initial state.
+
+        Args:
+            doc: the tokenized document.
+            doc_id: for the progress bar.
+            callbacks: trainer callbacks.
+            tasks: a started :class:`~lift_memory.tasks.pipeline.TaskStream`, whose tasks join the mixture as
+                they arrive (None: segments and sentence windows only).
+
+        Returns:
+            (training stats, adapter state, examples per task type, synthesis stats or None).
+        """
+        from lift_memory.tasks.formats import TaskRenderer
         from lift_memory.tasks.lm import lm_examples
+        from lift_memory.tasks.mixture import TaskMixture, window_tasks
         from lift_memory.train.loop import Trainer
 
         examples = lm_examples(doc, self.segmenter, self.tokenizer, self.base.prefix_ids)
+        source: Any = examples
+        mixture = None
+        if tasks is not None:
+            eos = next(iter(sorted(self.base.eos_ids)), None)
+            renderer = TaskRenderer(self.tokenizer, self.base.prefix_ids, eos)
+            windows = window_tasks(self.segmenter.windows(doc, self.tokenizer), doc.text)
+            mixture = TaskMixture(
+                examples,
+                tasks.tasks,
+                renderer,
+                doc,
+                windows=windows,
+                contextualize=self.config.tasks.contextualize,
+                context_tokens=self.context_tokens(),
+            )
+            source = mixture
         with self.lock:
             self.adapter.reset()
             self.loaded = None
@@ -165,12 +199,17 @@ class Engine:
                 progress=self.progress,
                 desc=f"memorizing {doc_id}",
             )
-            stats = trainer.fit(examples)
+            stats = trainer.fit(source)
             state = self.adapter.state_dict()
         counts: dict[str, int] = {}
         for e in examples:
             counts[e.task] = counts.get(e.task, 0) + 1
-        return stats, state, counts
+        synthesis = None
+        if tasks is not None:
+            synthesis = tasks.wait()
+            for t in tasks.tasks():
+                counts[t.kind] = counts.get(t.kind, 0) + 1
+        return stats, state, counts, synthesis
 
     # -- answering (the router's Answerer) ---------------------------------------------------------------
 

@@ -10,6 +10,7 @@ The base model loads lazily (listing or forgetting memories never loads it), and
 
 from __future__ import annotations
 
+import dataclasses
 import datetime as dt
 import os
 import threading
@@ -59,6 +60,8 @@ class LiftMemory:
         model: base model name, overriding ``config.model.name``.
         embedder: an object with ``embed_documents``/``embed_query`` (e.g. a LangChain ``Embeddings``) to use
             instead of ``config.retrieval.embedder``.
+        generator: a task writer (e.g. :class:`~lift_memory.tasks.llm.ChatModelGenerator` around any LangChain
+            chat model) instead of ``config.tasks.generator``.
         progress: show progress bars for model building and training.
     """
 
@@ -69,6 +72,7 @@ class LiftMemory:
         root: str | os.PathLike[str] | None = None,
         model: str | None = None,
         embedder: Any = None,
+        generator: Any = None,
         progress: bool = True,
     ) -> None:
         config = config or MemoryConfig()
@@ -80,6 +84,7 @@ class LiftMemory:
         self.progress = progress
         self._engine = None
         self._embedder = embedder
+        self._generator = generator
         self._retriever = None
         self._lock = threading.RLock()
 
@@ -93,15 +98,51 @@ class LiftMemory:
                 self._engine = Engine(self.config, self.bank, progress=self.progress)
             return self._engine
 
+    def generator(self):
+        """The task generator memorize uses (None: segments and sentence windows only)."""
+        if self._generator is None and self.config.tasks.generator == "extractive":
+            from lift_memory.tasks.extractive import ExtractiveGenerator
+
+            self._generator = ExtractiveGenerator(seed=self.config.train.seed)
+        return self._generator
+
     def _settings(self, train: bool) -> dict[str, Any]:
         """What, besides the text and the base model, determines a stored memory."""
         c = self.config
+        generator = self.generator()
         return {
             "segment": c.segment.model_dump(mode="json"),
             "train": self.engine.train_config.model_dump(mode="json"),
             "adapter": c.adapter.model_dump(mode="json"),
+            "tasks": c.tasks.model_dump(mode="json"),
+            "generator": None if generator is None else f"{generator.identity}|{generator.prompt_version}",
             "train_adapter": train,
         }
+
+    def synthesize(self, text: str | bytes):
+        """Start writing ``text``'s training tasks in the background; returns the
+        :class:`~lift_memory.tasks.pipeline.TaskStream` (``.wait()`` for the statistics), or None without a
+        generator. Finished tasks are cached, so a later ``memorize`` of the same text trains on them at once.
+        """
+        text = document_text(text)
+        return self._task_stream(text, document_hash(text))
+
+    def _task_stream(self, text: str, digest: str):
+        from lift_memory.tasks.pipeline import TaskStream
+
+        generator = self.generator()
+        if generator is None:
+            return None
+        t = self.config.tasks
+        return TaskStream(
+            generator,
+            text,
+            digest,
+            cache_dir=self.root / "tasks" if t.cache else None,
+            concurrency=t.concurrency,
+            max_attempts=t.max_attempts,
+            timeout=t.timeout,
+        ).start()
 
     # -- memorize ----------------------------------------------------------------------------------------
 
@@ -168,8 +209,10 @@ class LiftMemory:
                 if old.get("indexed"):  # the old text's chunks must not outlive it
                     self.retriever.store.delete(old.get("namespace", namespace), doc_id)
                     self.bank.update_manifest(doc_id, indexed=False)
+            synthesis = None
             if train:
-                stats, state, tasks = eng.train(doc, doc_id, callbacks)
+                stream = self._task_stream(text, digest)
+                stats, state, tasks, synthesis = eng.train(doc, doc_id, callbacks, stream)
                 reason = f"trained {stats.steps} steps ({stats.stop_reason})"
             else:
                 stats, state, tasks = None, None, {}
@@ -195,6 +238,7 @@ class LiftMemory:
                 "reason": reason,
                 "train": stats.to_dict() if stats else None,
                 "tasks": tasks,
+                "synthesis": None if synthesis is None else dataclasses.asdict(synthesis),
                 "settings": settings,
                 "indexed": False,
                 "namespace": namespace,
@@ -394,5 +438,10 @@ def record_from_manifest(m: dict[str, Any]) -> MemoryRecord:
         train=TrainStats(**m["train"]) if m.get("train") else None,
         tasks=m.get("tasks", {}),
         indexed=m.get("indexed", False),
-        extra={"base": m["base"], "settings": m.get("settings", {}), "namespace": m.get("namespace")},
+        extra={
+            "base": m["base"],
+            "settings": m.get("settings", {}),
+            "namespace": m.get("namespace"),
+            "synthesis": m.get("synthesis"),
+        },
     )

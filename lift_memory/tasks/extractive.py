@@ -20,8 +20,10 @@ PROMPT_VERSION = "extractive-v1"
 # Most specific first: the first pattern that matches a sentence gives its span.
 _SALIENT = [
     re.compile(r"\"[^\"\n]{2,60}\"|“[^”\n]{2,60}”"),  # quoted strings
-    re.compile(r"\b\d{4}-\d{2}-\d{2}\b|\b\d{1,2} (?:January|February|March|April|May|June|July|August|"
-               r"September|October|November|December) \d{4}\b"),  # dates
+    re.compile(
+        r"\b\d{4}-\d{2}-\d{2}\b|\b\d{1,2} (?:January|February|March|April|May|June|July|August|"
+        r"September|October|November|December) \d{4}\b"
+    ),  # dates
     re.compile(r"\b[A-Za-z]+[0-9_][A-Za-z0-9_.-]*\b|\b\w+\(\)"),  # identifiers
     re.compile(r"(?<![\w.])\d[\d,.:]*\d(?![\w])|(?<![\w.])\d{2,}(?![\w])"),  # numbers
     re.compile(r"(?<![.!?]\s)(?<!^)\b[A-Z][a-z]+(?: [A-Z][a-z]+)+\b"),  # names: capitalized word runs

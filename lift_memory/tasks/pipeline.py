@@ -60,7 +60,9 @@ def _retryable(exc: BaseException) -> bool:
 def usable(task: Task, text: str) -> bool:
     """A task is usable when prompt and answer are non-empty and its evidence lies in the document (generators
     mark evidence they could not find in it with offsets -1)."""
-    return bool(task.prompt.strip() and task.answer.strip()) and 0 <= task.evidence_start < task.evidence_end <= len(text)
+    return bool(task.prompt.strip() and task.answer.strip()) and 0 <= task.evidence_start < task.evidence_end <= len(
+        text
+    )
 
 
 @dataclass
@@ -195,6 +197,8 @@ class TaskStream:
                 kept = [t for t in produced if usable(t, self.text)]
                 self.stats.rejected += len(produced) - len(kept)
                 if not kept:
-                    raise GenerationRejected(f"no usable task among {len(produced)} (empty, or evidence not in the document)")
+                    raise GenerationRejected(
+                        f"no usable task among {len(produced)} (empty, or evidence not in the document)"
+                    )
                 return kept
         raise AssertionError("unreachable: tenacity re-raises the last error")

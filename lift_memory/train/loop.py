@@ -135,12 +135,17 @@ class Trainer:
         except (RuntimeError, TypeError):  # no fused kernel for this device or dtype
             return torch.optim.AdamW(self.parameters, foreach=True, **kwargs)
 
+    def weight(self, task: str) -> float:
+        """The weight of a task type: its own, else its base task's (``recall+ctx`` -> ``recall``), else 0."""
+        weights = self.config.task_weights
+        return weights.get(task, weights.get(task.split("+", 1)[0], 0.0))
+
     def _batches(self, source, rng: random.Random):
         """Endless stream of (examples) batches, re-planned every epoch."""
         epoch = 0
         while True:
             examples = source.epoch(epoch, rng) if isinstance(source, ExampleSource) else source
-            examples = [e for e in examples if self.config.task_weights.get(e.task, 0.0) > 0 and len(e) > 1]
+            examples = [e for e in examples if self.weight(e.task) > 0 and len(e) > 1]
             if not examples:
                 return
             for idx in plan_batches([len(e) for e in examples], self.config.batch_tokens, rng):
@@ -153,10 +158,10 @@ class Trainer:
         from tqdm.auto import tqdm
 
         c = self.config
-        names = sorted(c.task_weights)
-        index = {name: i for i, name in enumerate(names)}
+        names: list[str] = []  # task types in order of appearance; tasks may stream in during training
+        index: dict[str, int] = {}
         device = self.parameters[0].device
-        weights = torch.tensor([c.task_weights[n] for n in names], device=device)
+        weights = torch.zeros(0, device=device)
         rng = random.Random(c.seed)
         torch.manual_seed(c.seed)
         opt = self._optimizer()
@@ -174,6 +179,10 @@ class Trainer:
                 started = time.perf_counter()
                 for e in group:
                     seen[e.task] = seen.get(e.task, 0) + 1
+                    if e.task not in index:
+                        index[e.task] = len(names)
+                        names.append(e.task)
+                        weights = torch.tensor([self.weight(n) for n in names], device=device)
                 batch = _to(collate(group, self.pad_id, index), device)
                 logits = self.model(input_ids=batch.input_ids, attention_mask=batch.attention_mask).logits
                 loss, means, counts = task_losses(logits, batch.labels, batch.tasks, weights)

@@ -1,0 +1,77 @@
+"""The training mixture of one document: segments, sentence windows, synthesized tasks, contextualized variants.
+
+A :class:`TaskMixture` is the trainer's ``ExampleSource``: asked once per epoch, it returns the language-
+modelling examples, every task that exists so far (tasks stream in while training runs), and a fresh draw of
+contextualized variants — a task or a sentence window preceded by a head-and-tail excerpt of the document,
+whose lengths are resampled every epoch (LIFT v2 samples them once; resampling is better). Contextualized
+examples are named ``<task>+ctx`` and weighted like their task unless ``task_weights`` says otherwise.
+"""
+
+from __future__ import annotations
+
+import random
+from collections.abc import Callable, Sequence
+
+from lift_memory.segment import TokenizedDocument
+from lift_memory.tasks.formats import TaskRenderer, excerpt
+from lift_memory.types import Task, TrainingExample
+
+RECITE = "Continue the document from this point:"
+
+
+class TaskMixture:
+    """Examples of one document for each epoch.
+
+    Args:
+        lm: segment and window examples (fixed).
+        tasks: returns the tasks that exist now (e.g. ``TaskStream.tasks``).
+        renderer: turns tasks into examples.
+        doc: the tokenized document (for contextual excerpts).
+        windows: the sentence-window texts (contextualized as "continue from here" tasks).
+        contextualize: fraction of tasks and windows that also appear contextualized each epoch.
+        context_tokens: budget of the head-and-tail excerpt (its length is drawn in [budget/2, budget]).
+    """
+
+    def __init__(
+        self,
+        lm: Sequence[TrainingExample],
+        tasks: Callable[[], list[Task]],
+        renderer: TaskRenderer,
+        doc: TokenizedDocument,
+        *,
+        windows: Sequence[Task] = (),
+        contextualize: float = 0.25,
+        context_tokens: int = 128,
+    ) -> None:
+        self.lm, self.tasks, self.renderer, self.doc = list(lm), tasks, renderer, doc
+        self.windows, self.contextualize, self.context_tokens = list(windows), contextualize, context_tokens
+        self._rendered: dict[Task, TrainingExample] = {}
+        self.seen_tasks = 0
+
+    def epoch(self, index: int, rng: random.Random) -> list[TrainingExample]:
+        tasks = self.tasks()
+        self.seen_tasks = len(tasks)
+        for task in tasks:
+            if task not in self._rendered:
+                self._rendered[task] = self.renderer.example(task)
+        examples = self.lm + [self._rendered[t] for t in tasks]
+        if self.contextualize > 0 and self.context_tokens > 0:
+            pool = tasks + self.windows
+            for task in rng.sample(pool, round(self.contextualize * len(pool))):
+                total = rng.randint(self.context_tokens // 2, self.context_tokens)
+                head = rng.randint(total // 4, 3 * total // 4)
+                context = excerpt(self.doc, head, total - head)
+                examples.append(self.renderer.example(task, context, name=f"{task.kind}+ctx"))
+        return examples
+
+
+def window_tasks(windows, text: str) -> list[Task]:
+    """Sentence windows as "continue from here" tasks (for their contextualized variants): the prompt is the
+    window's first few words, the answer the rest of it."""
+    tasks = []
+    for w in windows:
+        piece = text[w.char_start : w.char_end]
+        cut = piece.find(" ", min(40, len(piece) // 3))
+        if cut > 0:
+            tasks.append(Task("window", f"{RECITE}\n{piece[:cut]}", piece[cut:].strip(), w.char_start, w.char_end))
+    return tasks

@@ -1,0 +1,184 @@
+from __future__ import annotations
+
+import asyncio
+import json
+import time
+
+import pytest
+from langchain_core.language_models.fake_chat_models import FakeListChatModel
+
+from lift_memory.tasks.extractive import BLANK, ExtractiveGenerator, order_tasks, recall_tasks, sentences
+from lift_memory.tasks.llm import ChatModelGenerator, locate, parse_pairs
+from lift_memory.tasks.pipeline import GenerationRejected, TaskStream
+from lift_memory.tokens import TokenCounter
+
+DOC = (
+    "The archive opened on 1998-04-12 in Lyon. Its first curator was Marie Dubois. "
+    'The vault code is "VX-7731" and only two people know it. The reading room seats 42 visitors. '
+    "Deliveries arrive every Tuesday. The roof was repaired in 2004 after a storm. "
+) * 3
+
+
+def test_recall_tasks_mask_a_salient_span_that_is_in_the_document():
+    tasks = recall_tasks(DOC)
+    assert tasks and all(t.kind == "recall" and BLANK in t.prompt for t in tasks)
+    answers = {t.answer for t in tasks}
+    assert {"1998-04-12", '"VX-7731"', "42", "Marie Dubois", "2004"} <= answers
+    for t in tasks:
+        assert DOC[t.evidence_start : t.evidence_end] == t.answer
+        assert t.prompt.replace(BLANK, t.answer).split("\n", 1)[1] in DOC  # filled in, it is the sentence
+
+
+def test_order_tasks_are_deterministic_and_correct():
+    a, b = order_tasks(DOC, 6, seed=1), order_tasks(DOC, 6, seed=1)
+    assert a == b and len(a) == 6 and a != order_tasks(DOC, 6, seed=2)
+    spans = sentences(DOC)
+    for t in a:
+        if t.prompt.startswith("Which passage"):
+            first = t.prompt.split("\nA: ")[1].split("\nB: ")[0]
+            second = t.prompt.split("\nB: ")[1]
+            assert DOC.find(first) != DOC.find(second) or first == second
+            # The answer names the passage whose evidence span starts the task's span.
+            assert DOC[t.evidence_start :].startswith(first if t.answer == "A" else second)
+        else:
+            passage = t.prompt.split("\n", 1)[1]
+            i = next(i for i, (s, e) in enumerate(spans) if DOC[s:e].startswith(passage))
+            assert DOC[spans[i + 1][0] : spans[i + 1][1]].startswith(t.answer)
+
+
+def test_extractive_generator_on_real_text():
+    from lift_memory.builtin import held_out_text
+
+    text = "\n\n".join(held_out_text())[:20000]
+    tasks = asyncio.run(ExtractiveGenerator().agenerate(text, (0, len(text)), 0))
+    kinds = {t.kind for t in tasks}
+    assert kinds == {"recall", "order"} and len(tasks) > 50
+    assert all(0 <= t.evidence_start < t.evidence_end <= len(text) for t in tasks)
+
+
+def test_parse_pairs():
+    good = 'Sure! ```json\n[{"question": "Q?", "answer": "A", "evidence": "E."}, {"question": ""}]```'
+    assert [p.question for p in parse_pairs(good)] == ["Q?"]
+    assert parse_pairs('{"pairs": [{"question": "Q", "answer": "A", "evidence": "E"}]}')[0].answer == "A"
+    for bad in ["no json here", "[1, 2", '{"question": "Q"}', "[]"]:
+        with pytest.raises(GenerationRejected):
+            parse_pairs(bad)
+
+
+def test_locate_is_whitespace_insensitive():
+    # Quotes around the whole evidence are taken off (writers often add them).
+    assert locate('vault  code is\n"VX-7731"', DOC) == (DOC.find("vault code"), DOC.find("VX-7731") + 7)
+    assert locate("a sentence that is not there", DOC) is None
+
+
+def _reply(pairs):
+    return json.dumps([{"question": q, "answer": a, "evidence": e} for q, a, e in pairs])
+
+
+GOOD = _reply([("What is the vault code?", "VX-7731", 'The vault code is "VX-7731"')])
+HALLUCINATED = _reply([("Who built it?", "Gustave Eiffel", "It was built by Gustave Eiffel.")])
+
+
+def _stream(model, **kw):
+    generator = ChatModelGenerator(model, unit_chars=200, encoding=None, fallback=lambda t: len(t.split()))
+    return TaskStream(generator, DOC, "hash", max_attempts=3, timeout=kw.pop("timeout", 5), **kw).start()
+
+
+def test_good_output_becomes_grounded_qa_tasks():
+    stream = _stream(FakeListChatModel(responses=[GOOD]))
+    stats = stream.wait()
+    tasks = stream.tasks()
+    assert stats.units >= 2 and stats.made == stats.units and stats.skipped_units == 0
+    for t in tasks:
+        assert t.kind == "qa" and t.answer == "VX-7731" and "VX-7731" in DOC[t.evidence_start : t.evidence_end]
+
+
+def test_malformed_json_and_hallucinated_evidence_are_retried_then_skipped():
+    # Per unit: a malformed reply, then a hallucination, then a good one: every unit succeeds on its third try.
+    stream = _stream(FakeListChatModel(responses=["{not json", HALLUCINATED, GOOD]), concurrency=1)
+    stats = stream.wait()
+    assert stats.made == stats.units and stats.skipped_units == 0
+    assert stats.attempts == 3 * stats.units and stats.rejected == stats.units  # one hallucinated pair per unit
+    always_bad = _stream(FakeListChatModel(responses=[HALLUCINATED]))
+    stats = always_bad.wait()
+    assert (
+        stats.made == 0
+        and stats.skipped_units == stats.units
+        and stats.skip_reasons == {"GenerationRejected": stats.units}
+    )
+
+
+class Flaky(FakeListChatModel):
+    """A served model that drops the connection on its first call for each prompt, and one that breaks."""
+
+    failures: dict = {}
+
+    async def ainvoke(self, prompt, **kwargs):
+        key = hash(prompt)
+        self.failures[key] = self.failures.get(key, 0) + 1
+        if self.responses == ["boom"]:
+            raise ValueError("a bug in the client, not worth retrying")
+        if self.failures[key] == 1:
+            raise ConnectionError("connection reset")
+        return await super().ainvoke(prompt, **kwargs)
+
+
+def test_transient_errors_are_retried_and_other_errors_skip_the_unit():
+    stats = _stream(Flaky(responses=[GOOD], failures={})).wait()
+    assert stats.made == stats.units and stats.attempts == 2 * stats.units
+    stats = _stream(Flaky(responses=["boom"], failures={})).wait()
+    assert stats.made == 0 and stats.skip_reasons == {"ValueError": stats.units} and stats.attempts == stats.units
+
+
+def test_slow_responses_time_out_and_units_run_concurrently():
+    slow = FakeListChatModel(responses=[GOOD], sleep=0.3)
+    started = time.perf_counter()
+    stats = _stream(slow, concurrency=8).wait()
+    assert stats.made == stats.units and time.perf_counter() - started < 0.3 * stats.units  # overlapped
+    stats = _stream(FakeListChatModel(responses=[GOOD], sleep=1.0), timeout=0.2).wait()
+    assert stats.made == 0 and stats.skip_reasons == {"TimeoutError": stats.units}
+
+
+def test_tasks_stream_in_before_generation_ends():
+    stream = _stream(FakeListChatModel(responses=[GOOD], sleep=0.2), concurrency=1)
+    time.sleep(0.5)
+    partial = len(stream.tasks())
+    assert partial > 0 and not stream.done
+    stats = stream.wait()
+    assert len(stream.tasks()) == stats.made > partial and stats.first_task_seconds < stats.seconds
+
+
+def test_synthesized_tasks_are_cached(tmp_path):
+    model = FakeListChatModel(responses=[GOOD])
+    first = _stream(model, cache_dir=tmp_path)
+    first.wait()
+    calls = model.i
+    again = _stream(model, cache_dir=tmp_path)
+    stats = again.wait()
+    assert stats.cached and again.tasks() == first.tasks() and model.i == calls  # no generation the second time
+
+
+def test_token_counter_falls_back_offline():
+    counter = TokenCounter("no-such-encoding", fallback=lambda text: len(text.split()))
+    with pytest.warns(RuntimeWarning, match="unavailable"):
+        assert counter.count("three little words") == 3
+    assert counter.path == "tokenizer"
+    assert (
+        counter.truncate("one two three four", 2) == " three four"
+        or counter.count(counter.truncate("one two three four", 2)) <= 2
+    )
+    assert TokenCounter(None).count("abcdefgh") == 2 and TokenCounter(None).path == ""
+
+
+def test_prompts_fit_the_writers_window():
+    generator = ChatModelGenerator(
+        FakeListChatModel(responses=[GOOD]),
+        unit_chars=100,
+        context_chars=5000,
+        max_prompt_tokens=150,
+        encoding=None,
+        fallback=lambda t: len(t.split()),
+    )
+    text = DOC * 10
+    for unit in generator.plan(text):
+        assert len(generator.prompt(text, unit).split()) <= 150
