@@ -6,6 +6,7 @@ import time
 
 import pytest
 from langchain_core.language_models.fake_chat_models import FakeListChatModel
+from pydantic import Field
 
 from lift_memory.tasks.extractive import BLANK, ExtractiveGenerator, order_tasks, recall_tasks, sentences
 from lift_memory.tasks.llm import ChatModelGenerator, locate, parse_pairs
@@ -111,7 +112,7 @@ def test_malformed_json_and_hallucinated_evidence_are_retried_then_skipped():
 class Flaky(FakeListChatModel):
     """A served model that drops the connection on its first call for each prompt, and one that breaks."""
 
-    failures: dict = {}
+    failures: dict = Field(default_factory=dict)
 
     async def ainvoke(self, prompt, **kwargs):
         key = hash(prompt)
