@@ -18,9 +18,11 @@ from lift_memory.errors import LiftMemoryError
 
 
 def _memory(args: argparse.Namespace):
+    from lift_memory.config import MemoryConfig
     from lift_memory.memory import LiftMemory
 
-    return LiftMemory(root=args.root, model=args.model, progress=not args.quiet)
+    config = MemoryConfig(start=args.start) if getattr(args, "start", None) else None
+    return LiftMemory(config, root=args.root, model=args.model, progress=not args.quiet)
 
 
 def _emit(args: argparse.Namespace, data: Any, human: str) -> None:
@@ -97,6 +99,34 @@ def _run_niah(args: argparse.Namespace, preset: str | None, out: str) -> dict:
     return {"out": out, "results": f"{out}/results.jsonl", **write_report(rows, out), "table": summary(rows)}
 
 
+def _cmd_prelift(args: argparse.Namespace) -> None:
+    from lift_memory.config import GatedMemoryAdapterConfig, LoraAdapterConfig, MemoryConfig, ModelConfig, TrainConfig
+    from lift_memory.prelift import prelift
+
+    adapter = GatedMemoryAdapterConfig(gate=args.gate) if args.adapter == "gated_memory" else LoraAdapterConfig()
+    config = MemoryConfig(
+        model=ModelConfig(name=args.model or "builtin:tiny"),
+        adapter=adapter,
+        train=TrainConfig(max_steps=args.max_steps, max_seconds=args.max_seconds, plateau_patience=None),
+    )
+    manifest = prelift(
+        args.corpus,
+        args.out,
+        config,
+        held_out=args.held_out,
+        checkpoint_every=args.checkpoint_every,
+        resume=not args.no_resume,
+        progress=not args.quiet,
+    )
+    t = manifest["train"]
+    human = (
+        f"starting point written to {args.out} ({t['steps']} steps, {t['seconds']:.0f} s, "
+        f"resumed from step {manifest['resumed_from_step']}); held out: {', '.join(manifest['corpus']['held_out'])}\n"
+        f"use it with: lift-memory memorize FILE --start {args.out}"
+    )
+    _emit(args, manifest, human)
+
+
 def _cmd_niah(args: argparse.Namespace) -> None:
     report = _run_niah(args, args.preset, args.out)
     human = f"{report['table']}\nreport: {report['summary']}\nheatmaps: {', '.join(report['images'])}"
@@ -140,6 +170,7 @@ def build_parser() -> argparse.ArgumentParser:
     common.add_argument("--model", help="base model: hub id, local directory or builtin:tiny (default)")
     common.add_argument("--json", action="store_true", help="print JSON on stdout")
     common.add_argument("-q", "--quiet", action="store_true", help="no progress bars")
+    common.add_argument("--start", help="a pre-LIFT starting point (the folder `lift-memory prelift` wrote)")
 
     parser = argparse.ArgumentParser(
         prog="lift-memory", description="Memorize long documents into a model's parameters (LIFT) and ask them."
@@ -186,6 +217,18 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--out", default="niah-demo", help="where the grid's report goes (default ./niah-demo)")
     p.add_argument("--no-grid", action="store_true", help="skip the needle-in-a-haystack grid")
     p.set_defaults(func=_cmd_demo)
+
+    p = sub.add_parser("prelift", parents=[common], help="train a starting point for LIFT on a corpus of .txt files")
+    p.add_argument("corpus", help="folder of .txt files")
+    p.add_argument("--out", required=True, help="where the starting point goes")
+    p.add_argument("--adapter", choices=["lora", "gated_memory"], default="lora")
+    p.add_argument("--gate", choices=["paper", "exact"], default="exact", help="Gated Memory's gate")
+    p.add_argument("--max-steps", type=int, default=500, help="step budget (default 500)")
+    p.add_argument("--max-seconds", type=float, default=None, help="time budget")
+    p.add_argument("--held-out", type=float, default=0.2, help="fraction of files never trained on (default 0.2)")
+    p.add_argument("--checkpoint-every", type=int, default=50, help="steps between checkpoints")
+    p.add_argument("--no-resume", action="store_true", help="start over even if a checkpoint exists")
+    p.set_defaults(func=_cmd_prelift)
 
     p = sub.add_parser("niah", parents=[common], help="needle-in-a-haystack grid: icl, lift, rag, hybrid, heatmaps")
     p.add_argument("--preset", choices=["demo", "standard"], help="grid preset (default: standard, 1k-128k tokens)")

@@ -220,3 +220,6 @@ class MemoryConfig(_Config):
     """The retrieval store beside the adapters."""
     tasks: TasksConfig = TasksConfig()
     """Synthesized training tasks."""
+    start: Path | None = None
+    """A pre-LIFT starting point (the folder ``lift-memory prelift`` wrote): every document's adapter starts
+    from it instead of the usual initialization. It must match the base model, tokenizer and adapter config."""

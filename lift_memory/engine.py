@@ -51,6 +51,11 @@ class Engine:
         s = config.segment
         self.segmenter = Segmenter.for_model(s.length, s.overlap, s.window, max_length=room)
         self.train_config = config.train.resolved(builtin=self.base.is_builtin, adapter=config.adapter.kind)
+        self.start = None  # identity of the pre-LIFT starting point, when there is one
+        if config.start is not None:
+            from lift_memory.prelift import load_start
+
+            self.start = load_start(config.start, self.base, self.adapter)
         self.loaded: str | None = None  # doc_id whose weights are in the slot
         self.states: OrderedDict[str, dict[str, Any]] = OrderedDict()
         self._docs: OrderedDict[str, Any] = OrderedDict()

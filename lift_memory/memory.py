@@ -116,6 +116,7 @@ class LiftMemory:
             "adapter": c.adapter.model_dump(mode="json"),
             "tasks": c.tasks.model_dump(mode="json"),
             "generator": None if generator is None else f"{generator.identity}|{generator.prompt_version}",
+            "start": None if self.engine.start is None else self.engine.start["id"],
             "train_adapter": train,
         }
 
@@ -239,6 +240,7 @@ class LiftMemory:
                 "train": stats.to_dict() if stats else None,
                 "tasks": tasks,
                 "synthesis": None if synthesis is None else dataclasses.asdict(synthesis),
+                "start": eng.start if train else None,
                 "settings": settings,
                 "indexed": False,
                 "namespace": namespace,
@@ -443,5 +445,6 @@ def record_from_manifest(m: dict[str, Any]) -> MemoryRecord:
             "settings": m.get("settings", {}),
             "namespace": m.get("namespace"),
             "synthesis": m.get("synthesis"),
+            "start": m.get("start"),
         },
     )

@@ -5,8 +5,8 @@ import subprocess
 import sys
 
 import pytest
-from conftest import TEXT
 
+from conftest import TEXT
 from lift_memory.cli import main
 
 
@@ -77,3 +77,18 @@ def test_binary_file_is_refused(cli, tmp_path):
     blob.write_bytes(b"\x89PNG\r\n\x1a\n\x00\x00\x00\rIHDR")
     code, _, err = cli("memorize", str(blob), json_out=False)
     assert code == 1 and "not UTF-8" in err
+
+
+def test_prelift_then_memorize_from_the_start(cli, tmp_path):
+    corpus = tmp_path / "corpus"
+    corpus.mkdir()
+    for i in range(3):
+        (corpus / f"d{i}.txt").write_text(TEXT[i * 50 :])
+    code, manifest, _ = cli("prelift", str(corpus), "--out", str(tmp_path / "start"), "--max-steps", "2")
+    assert code == 0 and manifest["train"]["steps"] == 2 and len(manifest["corpus"]["held_out"]) == 1
+    doc = tmp_path / "doc.txt"
+    doc.write_text(TEXT)
+    code, record, _ = cli("memorize", str(doc), "--start", str(tmp_path / "start"))
+    assert code == 0 and record["extra"]["start"]["steps"] == 2
+    code, _, err = cli("ask", record["doc_id"], "?", "--start", str(tmp_path), json_out=False)
+    assert code == 1 and "no pre-LIFT starting point" in err

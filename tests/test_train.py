@@ -146,3 +146,24 @@ def test_learning_rate_defaults_depend_on_the_model(tiny_model_dir):
     _, adapter = _fresh(tiny_model_dir)
     with pytest.raises(ConfigError, match="learning_rate is None"):
         Trainer(adapter.model, adapter.parameters(), TrainConfig(), pad_id=2, progress=False).fit(_examples())
+
+
+def test_a_resumed_run_ends_exactly_where_an_uninterrupted_one_does(tiny_model_dir):
+    config = TrainConfig(learning_rate=1e-3, max_steps=8, batch_tokens=128, plateau_patience=None, seed=5)
+    _, straight = _fresh(tiny_model_dir)
+    Trainer(straight.model, straight.parameters(), config, pad_id=2, progress=False).fit(_examples())
+
+    saved = []
+    _, first = _fresh(tiny_model_dir)
+    half = config.model_copy(update={"max_steps": 4})
+    Trainer(first.model, first.parameters(), half, pad_id=2, progress=False).fit(
+        _examples(), checkpoint_every=3, on_checkpoint=saved.append
+    )
+    assert [c.step for c in saved] == [3, 4]  # every 3 steps, and where it stopped
+    _, resumed = _fresh(tiny_model_dir)  # a new process: fresh model, state from the checkpoint
+    stats = Trainer(resumed.model, resumed.parameters(), config, pad_id=2, progress=False).fit(
+        _examples(), resume=saved[-1]
+    )
+    assert stats.steps == 8 and stats.stop_reason == "max_steps"
+    a, b = straight.state_dict(), resumed.state_dict()
+    assert all(torch.equal(a[k], b[k]) for k in a)

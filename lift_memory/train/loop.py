@@ -49,12 +49,35 @@ Callback = Callable[[StepInfo], "bool | None"]
 """Called after each step; returning True stops training (reason ``"callback"``)."""
 
 
+@dataclass
+class Checkpoint:
+    """Everything needed to continue a run exactly where it stopped (the caller persists it).
+
+    Batches are replayed, not stored: the same examples and seed give the same batch order, so a resumed run
+    skips the first ``step`` batches and computes the rest exactly as an uninterrupted run would.
+    """
+
+    step: int
+    tokens: int
+    seconds: float
+    parameters: list  # the trained tensors, in the trainer's order
+    optimizer: dict
+    scheduler: dict
+    plateau: dict
+
+
 class _Plateau:
     """Tracks a bias-corrected exponential moving average of the loss and counts steps without progress."""
 
     def __init__(self, patience: int | None, delta: float, beta: float = 0.9) -> None:
         self.patience, self.delta, self.beta = patience, delta, beta
         self.avg, self.n, self.best, self.since = 0.0, 0, float("inf"), 0
+
+    def state(self) -> dict:
+        return {"avg": self.avg, "n": self.n, "best": self.best, "since": self.since}
+
+    def load(self, state: dict) -> None:
+        self.avg, self.n, self.best, self.since = state["avg"], state["n"], state["best"], state["since"]
 
     def update(self, loss: float) -> bool:
         self.n += 1
@@ -152,8 +175,22 @@ class Trainer:
                 yield [examples[i] for i in idx]
             epoch += 1
 
-    def fit(self, examples: Sequence[TrainingExample] | ExampleSource) -> TrainStats:
-        """Train until a budget, a plateau or a callback stops it; return what happened."""
+    def fit(
+        self,
+        examples: Sequence[TrainingExample] | ExampleSource,
+        *,
+        resume: Checkpoint | None = None,
+        checkpoint_every: int | None = None,
+        on_checkpoint: Callable[[Checkpoint], None] | None = None,
+    ) -> TrainStats:
+        """Train until a budget, a plateau or a callback stops it; return what happened.
+
+        Args:
+            examples: a sequence (the same every epoch) or an :class:`ExampleSource`.
+            resume: continue this checkpoint's run (same examples and config) instead of starting fresh.
+            checkpoint_every: call ``on_checkpoint`` every this many steps (and when training stops).
+            on_checkpoint: receives a :class:`Checkpoint` to persist.
+        """
         import torch
         from tqdm.auto import tqdm
 
@@ -173,16 +210,41 @@ class Trainer:
         last_by_task: dict[str, float] = {}
         seen: dict[str, int] = {}
         bar = tqdm(total=c.max_steps, desc=self.desc, unit="step", disable=not self.progress, leave=False)
+        skip = 0
+        if resume is not None:
+            with torch.no_grad():
+                for p, saved in zip(self.parameters, resume.parameters, strict=True):
+                    p.copy_(saved)
+            opt.load_state_dict(resume.optimizer)
+            sched.load_state_dict(resume.scheduler)
+            plateau.load(resume.plateau)
+            skip, step, tokens, seconds = resume.step, resume.step, resume.tokens, resume.seconds
+            bar.update(step)
+
+        def checkpoint() -> Checkpoint:
+            return Checkpoint(
+                step=step,
+                tokens=tokens,
+                seconds=seconds,
+                parameters=[p.detach().clone() for p in self.parameters],
+                optimizer=opt.state_dict(),
+                scheduler=sched.state_dict(),
+                plateau=plateau.state(),
+            )
+
         self.model.train()
         try:
             for group in self._batches(examples, rng):
-                started = time.perf_counter()
                 for e in group:
                     seen[e.task] = seen.get(e.task, 0) + 1
                     if e.task not in index:
                         index[e.task] = len(names)
                         names.append(e.task)
                         weights = torch.tensor([self.weight(n) for n in names], device=device)
+                if skip:  # replaying the batches a resumed run already trained on
+                    skip -= 1
+                    continue
+                started = time.perf_counter()
                 batch = _to(collate(group, self.pad_id, index), device)
                 logits = self.model(input_ids=batch.input_ids, attention_mask=batch.attention_mask).logits
                 loss, means, counts = task_losses(logits, batch.labels, batch.tasks, weights)
@@ -203,6 +265,8 @@ class Trainer:
                 reason = self._stop_reason(info, plateau.update(loss_value))
                 if any([cb(info) for cb in self.callbacks]):
                     reason = reason or "callback"
+                if on_checkpoint is not None and checkpoint_every and (reason or step % checkpoint_every == 0):
+                    on_checkpoint(checkpoint())
                 if reason:
                     break
             else:
