@@ -20,23 +20,6 @@ import time
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 
-NEEDLES = [
-    (
-        "The best thing to do in San Francisco is eat a sandwich and sit in Dolores Park on a sunny day.",
-        "The best thing to do in San Francisco is",
-        ("sandwich", "Dolores Park"),
-    ),
-    (
-        "The secret ingredient of the soup is smoked paprika from the old market.",
-        "The secret ingredient of the soup is",
-        ("smoked paprika",),
-    ),
-    (
-        "The night train to Vienna leaves from platform seven at midnight.",
-        "The night train to Vienna leaves from",
-        ("platform seven",),
-    ),
-]
 ROWS = [
     {"name": "lora", "adapter": {"kind": "lora"}},
     {"name": "gated-paper", "adapter": {"kind": "gated_memory", "gate": "paper"}},
@@ -44,21 +27,6 @@ ROWS = [
     {"name": "gated-paper-h8", "adapter": {"kind": "gated_memory", "gate": "paper", "hidden_mult": 8}},
     {"name": "gated-exact-h8", "adapter": {"kind": "gated_memory", "gate": "exact", "hidden_mult": 8}},
 ]
-
-
-def kl_base_adapted(memory, doc_id: str, text: str) -> float:
-    """Mean over tokens of KL(p_base || p_adapted) on ``text``, in nats."""
-    import torch
-
-    eng = memory.engine
-    ids = eng.tokenizer(text, add_special_tokens=False)["input_ids"][: eng.base.context_window - 1]
-    x = torch.tensor([list(eng.base.prefix_ids) + ids])
-    with torch.inference_mode():
-        with eng.use(None):
-            base = torch.log_softmax(eng.adapter.model(input_ids=x).logits.float(), -1)
-        with eng.use(doc_id):
-            adapted = torch.log_softmax(eng.adapter.model(input_ids=x).logits.float(), -1)
-    return float((base.exp() * (base - adapted)).sum(-1).mean())
 
 
 def decode_speed(memory, doc_id: str | None, prompt: str, tokens: int = 64, repeats: int = 5) -> float:
@@ -80,7 +48,9 @@ def decode_speed(memory, doc_id: str | None, prompt: str, tokens: int = 64, repe
 def run_row(row: dict, steps: int, text: str, held_out: str) -> dict:
     from lift_memory import LiftMemory, MemoryConfig
     from lift_memory.config import RetrievalConfig, TasksConfig, TrainConfig
+    from lift_memory.eval.niah.haystack import EXAMPLE_NEEDLES
     from lift_memory.eval.niah.scoring import keyword_score
+    from lift_memory.eval.probe import kl_from_base
 
     config = MemoryConfig(
         adapter=row["adapter"],
@@ -92,11 +62,10 @@ def run_row(row: dict, steps: int, text: str, held_out: str) -> dict:
         memory = LiftMemory(config, root=root, progress=False)
         record = memory.memorize(text, doc_id="haystack")
         recall = [
-            keyword_score(memory.complete(prefix, "haystack", max_new_tokens=20), keywords)
-            for _, prefix, keywords in NEEDLES
+            keyword_score(memory.complete(n.prefix, "haystack", max_new_tokens=20), n.keywords) for n in EXAMPLE_NEEDLES
         ]
-        base_rate = decode_speed(memory, None, NEEDLES[0][1])
-        adapted_rate = decode_speed(memory, "haystack", NEEDLES[0][1])
+        base_rate = decode_speed(memory, None, EXAMPLE_NEEDLES[0].prefix)
+        adapted_rate = decode_speed(memory, "haystack", EXAMPLE_NEEDLES[0].prefix)
         return {
             "benchmark": "gated_memory",
             "row": row["name"],
@@ -105,7 +74,7 @@ def run_row(row: dict, steps: int, text: str, held_out: str) -> dict:
             "learning_rate": memory.engine.train_config.learning_rate,
             "needle_recall": round(sum(recall) / len(recall), 3),
             "perplexity": round(memory.perplexity(text, "haystack"), 3),
-            "kl_heldout": round(kl_base_adapted(memory, "haystack", held_out), 4),
+            "kl_heldout": round(kl_from_base(memory, held_out, "haystack"), 4),
             "trainable_parameters": record.adapter["parameters"],
             "train_tokens_per_second": record.train.tokens_per_second,
             "decode_tokens_per_second": round(adapted_rate, 1),
@@ -167,13 +136,13 @@ def main() -> None:
     args = parser.parse_args()
 
     from lift_memory.builtin import _stdlib_docstrings
-    from lift_memory.eval.niah.haystack import build_haystack, corpus_texts, insert_needle
+    from lift_memory.eval.niah.haystack import EXAMPLE_NEEDLES, build_haystack, corpus_texts, insert_needle
     from lift_memory.models import load_model
 
     tok = load_model("builtin:tiny", progress=False).tokenizer
     text = build_haystack(tok, 8192, corpus_texts())
-    for (needle, _, _), depth in zip(NEEDLES, (0.25, 0.5, 0.75), strict=True):
-        text, _ = insert_needle(text, needle, depth, tok)
+    for needle, depth in zip(EXAMPLE_NEEDLES, (0.25, 0.5, 0.75), strict=True):
+        text, _ = insert_needle(text, needle.text, depth, tok)
     held_out = "\n\n".join(_stdlib_docstrings()[-40:])  # text the document does not contain
     wanted = set(args.rows.split(",")) if args.rows else None
     for row in ROWS:

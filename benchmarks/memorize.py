@@ -66,7 +66,7 @@ def throughput(memory, text, steps: int) -> dict:
     from lift_memory.train.loop import Trainer as OurTrainer
 
     eng = memory.engine
-    examples = lm_examples(tokenize(text, eng.tokenizer), eng.segmenter, eng.tokenizer, eng.base.prefix_ids)
+    examples, _ = lm_examples(tokenize(text, eng.tokenizer), eng.segmenter, eng.tokenizer, eng.base.prefix_ids)
     train = eng.train_config.model_copy(update={"max_steps": steps, "plateau_patience": None})
     eng.adapter.reset()
     ours_stats = OurTrainer(eng.adapter.model, eng.adapter.parameters(), train, pad_id=eng.pad_id, progress=False).fit(

@@ -21,24 +21,6 @@ from pathlib import Path
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 
-NEEDLES = [
-    (
-        "The best thing to do in San Francisco is eat a sandwich and sit in Dolores Park on a sunny day.",
-        "The best thing to do in San Francisco is",
-        ("sandwich", "Dolores Park"),
-    ),
-    (
-        "The secret ingredient of the soup is smoked paprika from the old market.",
-        "The secret ingredient of the soup is",
-        ("smoked paprika",),
-    ),
-    (
-        "The night train to Vienna leaves from platform seven at midnight.",
-        "The night train to Vienna leaves from",
-        ("platform seven",),
-    ),
-]
-
 
 def write_corpus(folder: Path, docs: int = 24, chars: int = 6000) -> None:
     from lift_memory.builtin import _stdlib_docstrings
@@ -55,31 +37,10 @@ def write_corpus(folder: Path, docs: int = 24, chars: int = 6000) -> None:
                 break
 
 
-def kl(memory, doc_id: str | None, text: str) -> float:
-    """Mean KL(base || adapted) per token on ``text``; ``doc_id`` None: the adapter in its initial state."""
-    import torch
-
-    eng = memory.engine
-    ids = eng.tokenizer(text, add_special_tokens=False)["input_ids"][: eng.base.context_window - 1]
-    x = torch.tensor([list(eng.base.prefix_ids) + ids])
-    with torch.inference_mode():
-        with eng.use(None):
-            base = torch.log_softmax(eng.adapter.model(input_ids=x).logits.float(), -1)
-        if doc_id is None:
-            eng.adapter.reset()
-            eng.loaded = None
-            adapted = torch.log_softmax(eng.adapter.model(input_ids=x).logits.float(), -1)
-        else:
-            with eng.use(doc_id):
-                adapted = torch.log_softmax(eng.adapter.model(input_ids=x).logits.float(), -1)
-    return float((base.exp() * (base - adapted)).sum(-1).mean())
-
-
 def evaluate(start: Path | None, docs, steps: int, unrelated: str, root: str) -> dict:
     from lift_memory import LiftMemory, MemoryConfig
     from lift_memory.config import RetrievalConfig, TrainConfig
-    from lift_memory.eval.niah.haystack import Needle
-    from lift_memory.eval.probe import RecallProbe
+    from lift_memory.eval.probe import RecallProbe, kl_from_base
 
     config = MemoryConfig(
         train=TrainConfig(max_steps=steps, plateau_patience=None),
@@ -88,16 +49,16 @@ def evaluate(start: Path | None, docs, steps: int, unrelated: str, root: str) ->
     )
     memory = LiftMemory(config, root=root, progress=False)
     rows = []
-    start_kl = kl(memory, None, unrelated)
-    for i, (text, (sentence, prefix, keywords)) in enumerate(docs):
-        probe = RecallProbe(memory, Needle(sentence, prefix, "", keywords), every=5)
+    start_kl = kl_from_base(memory, unrelated)
+    for i, (text, needle) in enumerate(docs):
+        probe = RecallProbe(memory, needle, every=5)
         record = memory.memorize(text, doc_id=f"doc{i}", train=True, callbacks=[probe])
         rows.append(
             {
                 "steps_to_recall": probe.recalled_at_step,
                 "seconds_to_recall": probe.recalled_at_seconds,
                 "perplexity": round(memory.perplexity(text, record.doc_id), 3),
-                "kl_unrelated": round(kl(memory, record.doc_id, unrelated), 4),
+                "kl_unrelated": round(kl_from_base(memory, unrelated, record.doc_id), 4),
             }
         )
     recalled = [r["steps_to_recall"] for r in rows if r["steps_to_recall"] is not None]
@@ -121,17 +82,16 @@ def main() -> None:
     from lift_memory import MemoryConfig
     from lift_memory.builtin import _stdlib_docstrings, held_out_text
     from lift_memory.config import TrainConfig
-    from lift_memory.eval.niah.haystack import build_haystack, insert_needle
+    from lift_memory.eval.niah.haystack import EXAMPLE_NEEDLES, build_haystack, insert_needle
     from lift_memory.models import load_model
     from lift_memory.prelift import prelift
 
     tok = load_model("builtin:tiny", progress=False).tokenizer
     held = held_out_text()
     docs = []
-    for i, needle in enumerate(NEEDLES):  # different held-out text for each document
-        texts = held[i::3] or held
-        haystack = build_haystack(tok, args.tokens, texts)
-        docs.append((insert_needle(haystack, needle[0], 0.5, tok)[0], needle))
+    for i, needle in enumerate(EXAMPLE_NEEDLES):  # different held-out text for each document
+        haystack = build_haystack(tok, args.tokens, held[i::3] or held)
+        docs.append((insert_needle(haystack, needle.text, 0.5, tok)[0], needle))
     unrelated = "\n\n".join(_stdlib_docstrings()[-40:])  # in no evaluation document nor in the pre-LIFT corpus
     with tempfile.TemporaryDirectory() as root:
         corpus, start = Path(root) / "corpus", Path(root) / "start"

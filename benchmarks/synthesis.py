@@ -51,40 +51,13 @@ class LatentWriter:
         )
 
 
-def held_out_recall(memory, doc_id: str, tasks) -> float:
-    from lift_memory.config import GenerationConfig
-    from lift_memory.generate import generate_ids
-
-    eng = memory.engine
-    hits = 0
-    with eng.use(doc_id):
-        for t in tasks:
-            ids = (
-                list(eng.base.prefix_ids) + eng.tokenizer(t.prompt + "\nAnswer:", add_special_tokens=False)["input_ids"]
-            )
-            out = generate_ids(eng.adapter.model, ids, GenerationConfig(max_new_tokens=8), eng.base.eos_ids)
-            hits += t.answer.strip('"') in eng.tokenizer.decode(list(out))
-    return round(hits / len(tasks), 3)
-
-
 def mixture(seconds: float) -> dict:
     from lift_memory import LiftMemory, MemoryConfig
     from lift_memory.config import RetrievalConfig, TasksConfig, TrainConfig
     from lift_memory.eval.niah.haystack import Needle, build_haystack, corpus_texts, insert_needle
     from lift_memory.eval.niah.scoring import keyword_score
+    from lift_memory.eval.probe import task_accuracy
     from lift_memory.tasks.extractive import ExtractiveGenerator, recall_tasks
-
-    class HoldingOut(ExtractiveGenerator):
-        def __init__(self, held_out) -> None:
-            super().__init__()
-            self.held_out = {t.prompt for t in held_out}
-
-        @property
-        def identity(self) -> str:
-            return super().identity + "-minus-held-out"
-
-        async def agenerate(self, text, unit, attempt):
-            return [t for t in await super().agenerate(text, unit, attempt) if t.prompt not in self.held_out]
 
     results = {}
     with tempfile.TemporaryDirectory() as root:
@@ -93,7 +66,8 @@ def mixture(seconds: float) -> dict:
         tok = probe.engine.tokenizer
         text, _ = insert_needle(build_haystack(tok, 8192, corpus_texts()), needle.text, 0.5, tok)
         held_out = recall_tasks(text)[::4]
-        for name, generator in (("segments_only", None), ("with_tasks", HoldingOut(held_out))):
+        excluding = ExtractiveGenerator(exclude=[t.prompt for t in held_out])
+        for name, generator in (("segments_only", None), ("with_tasks", excluding)):
             config = MemoryConfig(
                 train=TrainConfig(max_steps=None, max_seconds=seconds, plateau_patience=None),
                 tasks=TasksConfig(generator="none"),
@@ -103,7 +77,7 @@ def mixture(seconds: float) -> dict:
             record = memory.memorize(text, doc_id="doc", train=True)
             results[name] = {
                 "steps": record.train.steps,
-                "held_out_recall": held_out_recall(memory, "doc", held_out),
+                "held_out_recall": task_accuracy(memory, held_out, "doc"),
                 "needle_recall": keyword_score(
                     memory.complete(needle.prefix, "doc", max_new_tokens=20), needle.keywords
                 ),

@@ -175,23 +175,18 @@ class Engine:
         from lift_memory.tasks.mixture import TaskMixture, window_tasks
         from lift_memory.train.loop import Trainer
 
-        examples = lm_examples(doc, self.segmenter, self.tokenizer, self.base.prefix_ids)
+        examples, windows = lm_examples(doc, self.segmenter, self.tokenizer, self.base.prefix_ids)
         source: Any = examples
-        mixture = None
         if tasks is not None:
-            eos = next(iter(sorted(self.base.eos_ids)), None)
-            renderer = TaskRenderer(self.tokenizer, self.base.prefix_ids, eos)
-            windows = window_tasks(self.segmenter.windows(doc, self.tokenizer), doc.text)
-            mixture = TaskMixture(
+            source = TaskMixture(
                 examples,
                 tasks.tasks,
-                renderer,
+                TaskRenderer(self.tokenizer, self.base.prefix_ids, self.base.eos_id),
                 doc,
-                windows=windows,
+                windows=window_tasks(windows, doc.text),
                 contextualize=self.config.tasks.contextualize,
                 context_tokens=self.context_tokens(),
             )
-            source = mixture
         with self.lock:
             self.adapter.reset()
             self.loaded = None

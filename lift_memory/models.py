@@ -45,6 +45,13 @@ class LoadedModel:
         return self.name.startswith(_BUILTIN_PREFIX)
 
     @property
+    def eos_id(self) -> int | None:
+        """The token that ends an answer in training examples (the tokenizer's EOS, else the model's first)."""
+        if self.tokenizer.eos_token_id is not None:
+            return self.tokenizer.eos_token_id
+        return min(self.eos_ids, default=None)
+
+    @property
     def eos_ids(self) -> frozenset[int]:
         ids = self.model.generation_config.eos_token_id
         ids = [ids] if isinstance(ids, int) else list(ids or [])
@@ -99,6 +106,9 @@ def load_model(config: ModelConfig | str | None = None, *, progress: bool = True
         hint = "check the path" if local else "check the id, or set HF_HUB_OFFLINE=0 / pass a local directory"
         raise ModelLoadError(f"cannot load model {config.name!r} ({hint}): {_first_line(exc)}") from exc
     model.to(device).eval().requires_grad_(False)
+    # Documents are tokenized whole on purpose (segments and prompts are cut to the window afterwards), so the
+    # tokenizer's "longer than the maximum sequence length" warning would only be noise.
+    tokenizer.deprecation_warnings["sequence-length-is-longer-than-the-specified-maximum"] = True
     return LoadedModel(
         model=model,
         tokenizer=tokenizer,

@@ -150,20 +150,20 @@ def prelift(
         except InvalidDocumentError as exc:
             raise InvalidDocumentError(f"{path}: {exc}") from exc
     engine = Engine(config.model_copy(update={"start": None}), AdapterBank(out), progress=progress)
-    eos = next(iter(sorted(engine.base.eos_ids)), None)
-    renderer = TaskRenderer(engine.tokenizer, engine.base.prefix_ids, eos)
+    renderer = TaskRenderer(engine.tokenizer, engine.base.prefix_ids, engine.base.eos_id)
     generator = ExtractiveGenerator(seed=config.train.seed)
     mixtures = []
     for _, text in texts:
         doc = tokenize(text, engine.tokenizer)
         tasks = generator_tasks(generator, text) if config.tasks.generator == "extractive" else []
+        examples, windows = lm_examples(doc, engine.segmenter, engine.tokenizer, engine.base.prefix_ids)
         mixtures.append(
             TaskMixture(
-                lm_examples(doc, engine.segmenter, engine.tokenizer, engine.base.prefix_ids),
+                examples,
                 lambda tasks=tasks: tasks,
                 renderer,
                 doc,
-                windows=window_tasks(engine.segmenter.windows(doc, engine.tokenizer), text),
+                windows=window_tasks(windows, text),
                 contextualize=config.tasks.contextualize,
                 context_tokens=engine.context_tokens(),
             )

@@ -8,6 +8,7 @@ before/after figures that ``lift-memory demo`` prints.
 
 from __future__ import annotations
 
+import contextlib
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -30,6 +31,46 @@ def bare_completion(memory, prompt: str, max_new_tokens: int = 24) -> str:
         return eng.tokenizer.decode(list(out), skip_special_tokens=True)
     finally:
         model.train(was_training)
+
+
+def kl_from_base(memory, text: str, doc_id: str | None = None) -> float:
+    """Mean per-token KL(base || adapted), in nats, on the first window of ``text``: how much the adapter changes
+    the model where it should not (``text`` unrelated to the document). ``doc_id`` None: the adapter slot in its
+    initial state (e.g. a pre-LIFT start)."""
+    import torch
+
+    eng = memory.engine
+    ids = eng.tokenizer(text, add_special_tokens=False)["input_ids"][: eng.base.context_window - 1]
+    x = torch.tensor([list(eng.base.prefix_ids) + ids], device=eng.base.device)
+    with eng.lock, torch.inference_mode():
+        with eng.use(None):
+            base = torch.log_softmax(eng.adapter.model(input_ids=x).logits.float(), -1)
+        if doc_id is None:
+            eng.adapter.reset()
+            eng.loaded = None
+        with eng.use(doc_id) if doc_id is not None else contextlib.nullcontext():
+            adapted = torch.log_softmax(eng.adapter.model(input_ids=x).logits.float(), -1)
+    return float((base.exp() * (base - adapted)).sum(-1).mean())
+
+
+def task_accuracy(memory, tasks, doc_id: str | None = None, max_new_tokens: int = 8) -> float:
+    """Fraction of ``tasks`` whose answer appears in the model's greedy reply to the task's prompt, rendered
+    exactly as in training (with ``doc_id``'s adapter; None: the base model)."""
+    from lift_memory.generate import generate_ids
+    from lift_memory.tasks.formats import TaskRenderer
+
+    eng = memory.engine
+    renderer = TaskRenderer(eng.tokenizer, eng.base.prefix_ids, None)
+    config = GenerationConfig(max_new_tokens=max_new_tokens)
+    hits = 0
+    with eng.lock, eng.use(doc_id):
+        for task in tasks:
+            example = renderer.example(task)
+            reply = generate_ids(
+                eng.adapter.model, list(example.input_ids[: example.loss_start]), config, eng.base.eos_ids
+            )
+            hits += task.answer.strip('"') in eng.tokenizer.decode(list(reply), skip_special_tokens=True)
+    return round(hits / max(len(tasks), 1), 3)
 
 
 @dataclass

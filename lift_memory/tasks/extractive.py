@@ -9,8 +9,10 @@ Deterministic for a seed. Every task keeps the character span of its evidence in
 
 from __future__ import annotations
 
+import hashlib
 import random
 import re
+from collections.abc import Iterable
 
 from lift_memory.segment import sentence_starts
 from lift_memory.types import Task
@@ -98,20 +100,23 @@ class ExtractiveGenerator:
     Args:
         order_per_1k_tokens: order tasks per thousand characters / 4 (about a thousand tokens) of document.
         seed: makes the order tasks reproducible.
+        exclude: prompts never to produce, e.g. recall prompts held out for evaluation.
     """
 
     prompt_version = PROMPT_VERSION
 
-    def __init__(self, *, order_per_1k_tokens: float = 4.0, seed: int = 0) -> None:
-        self.order_per_1k_tokens, self.seed = order_per_1k_tokens, seed
+    def __init__(self, *, order_per_1k_tokens: float = 4.0, seed: int = 0, exclude: Iterable[str] = ()) -> None:
+        self.order_per_1k_tokens, self.seed, self.exclude = order_per_1k_tokens, seed, frozenset(exclude)
 
     @property
     def identity(self) -> str:
-        return f"extractive(order={self.order_per_1k_tokens},seed={self.seed})"
+        held = hashlib.sha256("\n".join(sorted(self.exclude)).encode()).hexdigest()[:8] if self.exclude else "none"
+        return f"extractive(order={self.order_per_1k_tokens},seed={self.seed},exclude={held})"
 
     def plan(self, text: str) -> list[tuple[int, int]]:
         return [(0, len(text))]  # one unit: the whole document, done in one step
 
     async def agenerate(self, text: str, unit: tuple[int, int], attempt: int) -> list[Task]:
         n_order = max(2, round(self.order_per_1k_tokens * len(text) / 4000))
-        return recall_tasks(text) + order_tasks(text, n_order, seed=self.seed)
+        tasks = recall_tasks(text) + order_tasks(text, n_order, seed=self.seed)
+        return [t for t in tasks if t.prompt not in self.exclude]

@@ -17,7 +17,8 @@ def lm_example(segment: Segment, prefix_ids: tuple[int, ...]) -> TrainingExample
 
 def lm_examples(
     doc: TokenizedDocument, segmenter: Segmenter, tokenizer, prefix_ids: tuple[int, ...]
-) -> list[TrainingExample]:
-    """All segment and window examples of ``doc``, in document order (segments first)."""
-    spans = segmenter.segments(doc) + segmenter.windows(doc, tokenizer)
-    return [lm_example(s, prefix_ids) for s in spans]
+) -> tuple[list[TrainingExample], list[Segment]]:
+    """All segment and window examples of ``doc`` (segments first, each in document order), and the windows
+    themselves (their contextualized variants are built from them)."""
+    windows = segmenter.windows(doc, tokenizer)
+    return [lm_example(s, prefix_ids) for s in segmenter.segments(doc) + windows], windows

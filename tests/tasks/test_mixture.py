@@ -33,7 +33,7 @@ def test_contextualized_variants_are_resampled_every_epoch():
     tok = make_tokenizer()
     doc = tokenize(TEXT, tok)
     seg = Segmenter(length=48, overlap=16, window=12)
-    lm = lm_examples(doc, seg, tok, (0,))
+    lm, _ = lm_examples(doc, seg, tok, (0,))
     tasks = [Task("recall", f"Fill in {i}", "nine", 0, 4) for i in range(8)]
     windows = window_tasks(seg.windows(doc, tok), TEXT)
     mixture = TaskMixture(

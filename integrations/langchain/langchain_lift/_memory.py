@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from typing import Any
 
+from pydantic import BaseModel, Field, PrivateAttr
+
 from lift_memory import LiftMemory
 
 
@@ -14,3 +16,23 @@ def open_memory(memory: Any, root: str | None, model: str) -> LiftMemory:
             raise TypeError(f"memory must be a lift_memory.LiftMemory, got {type(memory).__name__}")
         return memory
     return LiftMemory(root=root, model=model, progress=False)
+
+
+class MemoryFields(BaseModel):
+    """The fields every integration class uses to reach its memory, and the lazily opened memory itself."""
+
+    memory: Any = Field(default=None, exclude=True)
+    """A ``lift_memory.LiftMemory``. None: one is opened from ``root`` and ``model_name``."""
+    model_name: str = Field(default="builtin:tiny", alias="model")
+    """Base model of the memory opened when ``memory`` is None."""
+    root: str | None = None
+    """Memory directory opened when ``memory`` is None (default: lift-memory's user data directory)."""
+
+    _lift: Any = PrivateAttr(default=None)
+
+    @property
+    def lift(self) -> LiftMemory:
+        """The ``LiftMemory`` behind this object (opened on first use)."""
+        if self._lift is None:
+            self._lift = open_memory(self.memory, self.root, self.model_name)
+        return self._lift

@@ -11,9 +11,9 @@ from langchain_core.language_models import BaseChatModel, LangSmithParams
 from langchain_core.messages import AIMessage, AIMessageChunk, BaseMessage
 from langchain_core.messages.ai import UsageMetadata
 from langchain_core.outputs import ChatGeneration, ChatGenerationChunk, ChatResult
-from pydantic import ConfigDict, Field, PrivateAttr, SecretStr
+from pydantic import ConfigDict, SecretStr
 
-from langchain_lift._memory import open_memory
+from langchain_lift._memory import MemoryFields
 
 _ROLES = {"human": "User", "ai": "Assistant", "system": "System", "tool": "Tool"}
 
@@ -27,7 +27,7 @@ def question_from(messages: list[BaseMessage]) -> str:
     return "\n".join([*turns, "Assistant:"])
 
 
-class ChatLIFT(BaseChatModel):
+class ChatLIFT(MemoryFields, BaseChatModel):
     """Chat model answering through lift-memory's router: a document's adapter on the model, retrieved
     snippets and the document's head and tail in the prompt, as the router decides per question.
 
@@ -52,12 +52,6 @@ class ChatLIFT(BaseChatModel):
 
     model_config = ConfigDict(extra="forbid", arbitrary_types_allowed=True, populate_by_name=True)
 
-    memory: Any = Field(default=None, exclude=True)
-    """A ``lift_memory.LiftMemory`` to answer from. None: one is opened from ``root`` and ``model_name``."""
-    model_name: str = Field(default="builtin:tiny", alias="model")
-    """Base model of the memory opened when ``memory`` is None."""
-    root: str | None = None
-    """Memory directory opened when ``memory`` is None (default: lift-memory's user data directory)."""
     doc_id: str | None = None
     """The document to answer from; None: any document of the namespace (retrieval decides)."""
     namespace: str | None = None
@@ -80,15 +74,6 @@ class ChatLIFT(BaseChatModel):
     """Accepted for LangChain's standard parameters; a local model needs no key."""
     streaming: bool = False
     """Generate through the streaming path even when invoked (same text either way)."""
-
-    _lift: Any = PrivateAttr(default=None)
-
-    @property
-    def lift(self):
-        """The ``LiftMemory`` this model answers from (opened on first use)."""
-        if self._lift is None:
-            self._lift = open_memory(self.memory, self.root, self.model_name)
-        return self._lift
 
     @property
     def _llm_type(self) -> str:

@@ -7,12 +7,12 @@ from typing import Any
 from langchain_core.callbacks import CallbackManagerForRetrieverRun
 from langchain_core.documents import Document
 from langchain_core.retrievers import BaseRetriever
-from pydantic import ConfigDict, Field, PrivateAttr
+from pydantic import ConfigDict
 
-from langchain_lift._memory import open_memory
+from langchain_lift._memory import MemoryFields
 
 
-class LiftRetriever(BaseRetriever):
+class LiftRetriever(MemoryFields, BaseRetriever):
     """Hybrid retrieval (dense + BM25 + exact phrases, fused by reciprocal rank) over memorized documents.
 
     Example:
@@ -31,12 +31,6 @@ class LiftRetriever(BaseRetriever):
 
     model_config = ConfigDict(extra="forbid", arbitrary_types_allowed=True, populate_by_name=True)
 
-    memory: Any = Field(default=None, exclude=True)
-    """A ``lift_memory.LiftMemory``. None: one is opened from ``root`` and ``model_name``."""
-    model_name: str = Field(default="builtin:tiny", alias="model")
-    """Base model of the memory opened when ``memory`` is None."""
-    root: str | None = None
-    """Memory directory opened when ``memory`` is None."""
     k: int = 4
     """Documents to return (``invoke(query, k=...)`` overrides it per call)."""
     namespace: str | None = None
@@ -44,14 +38,10 @@ class LiftRetriever(BaseRetriever):
     doc_ids: list[str] | None = None
     """Only search these documents (default: all in the namespace)."""
 
-    _lift: Any = PrivateAttr(default=None)
-
     def _get_relevant_documents(
         self, query: str, *, run_manager: CallbackManagerForRetrieverRun, **kwargs: Any
     ) -> list[Document]:
-        if self._lift is None:
-            self._lift = open_memory(self.memory, self.root, self.model_name)
-        hits = self._lift.retrieve(
+        hits = self.lift.retrieve(
             query, kwargs.get("doc_ids", self.doc_ids), namespace=self.namespace, k=kwargs.get("k", self.k)
         )
         return [

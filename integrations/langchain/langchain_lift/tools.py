@@ -2,13 +2,11 @@
 
 from __future__ import annotations
 
-from typing import Any
-
 from langchain_core.callbacks import CallbackManagerForToolRun
 from langchain_core.tools import BaseTool, ToolException
-from pydantic import BaseModel, ConfigDict, Field, PrivateAttr
+from pydantic import BaseModel, ConfigDict, Field
 
-from langchain_lift._memory import open_memory
+from langchain_lift._memory import MemoryFields
 from lift_memory import LiftMemoryError
 
 
@@ -33,24 +31,10 @@ class AskMemoryInput(BaseModel):
     doc_id: str | None = Field(default=None, description="The document to answer from; omit to search all.")
 
 
-class _MemoryTool(BaseTool):
+class _MemoryTool(MemoryFields, BaseTool):
     model_config = ConfigDict(arbitrary_types_allowed=True, populate_by_name=True)
 
-    memory: Any = Field(default=None, exclude=True)
-    """A ``lift_memory.LiftMemory``. None: one is opened from ``root`` and ``model_name``."""
-    model_name: str = Field(default="builtin:tiny", alias="model")
-    """Base model of the memory opened when ``memory`` is None."""
-    root: str | None = None
-    """Memory directory opened when ``memory`` is None."""
     handle_tool_error: bool = True  # a LiftMemoryError becomes the tool's answer, so the agent can react
-
-    _lift: Any = PrivateAttr(default=None)
-
-    @property
-    def lift(self):
-        if self._lift is None:
-            self._lift = open_memory(self.memory, self.root, self.model_name)
-        return self._lift
 
 
 class MemorizeDocumentTool(_MemoryTool):

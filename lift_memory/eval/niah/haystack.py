@@ -31,6 +31,24 @@ class Needle:
     keywords: tuple[str, ...] = DEFAULT_KEYWORDS
 
 
+EXAMPLE_NEEDLES = (
+    Needle(),
+    Needle(
+        "The secret ingredient of the soup is smoked paprika from the old market.",
+        "The secret ingredient of the soup is",
+        "What is the secret ingredient of the soup?",
+        ("smoked paprika",),
+    ),
+    Needle(
+        "The night train to Vienna leaves from platform seven at midnight.",
+        "The night train to Vienna leaves from",
+        "Where does the night train to Vienna leave from?",
+        ("platform seven",),
+    ),
+)
+"""Three distinct needles, for benchmarks that hide several facts."""
+
+
 def corpus_texts(folder: str | Path | None = None) -> list[str]:
     """Texts of every ``.txt`` file under ``folder`` (sorted by path), or the default held-out text."""
     if folder is None:
