@@ -29,7 +29,7 @@ from lift_memory.eval.niah.scoring import keyword_score
 
 METHODS = ("icl", "lift", "rag", "hybrid")
 PRESETS: dict[str, dict[str, Any]] = {
-    "demo": {"lengths": [512, 2048, 8192], "depths": [0.1, 0.5, 0.9], "max_steps": 150},
+    "demo": {"lengths": [512, 2048, 8192], "depths": [0.1, 0.5, 0.9], "max_steps": 250},
     "standard": {
         "lengths": [1024, 2048, 4096, 8192, 16384, 32768, 65536, 131072],
         "depths": [i / 10 for i in range(11)],

@@ -28,7 +28,7 @@ def _methods(rows: Sequence[dict[str, Any]]) -> list[str]:
     return [m for m in METHOD_ORDER if m in present]
 
 
-def _draw(ax, rows, method: str):
+def _draw(ax, rows, method: str, *, ylabel: bool = True):
     import numpy as np
 
     lengths, depths, grid = grid_of(rows, method)
@@ -37,7 +37,8 @@ def _draw(ax, rows, method: str):
     ax.set_xticks(range(len(lengths)), [f"{n // 1024}k" if n >= 1024 else str(n) for n in lengths])
     ax.set_yticks(range(len(depths)), [f"{d:.0%}" for d in depths])
     ax.set_xlabel("haystack length (tokens)")
-    ax.set_ylabel("needle depth")
+    if ylabel:
+        ax.set_ylabel("needle depth")
     mean = np.nanmean(values) if np.isfinite(values).any() else float("nan")
     ax.set_title(f"{method}  (mean {mean:.2f})")
     for i in range(len(depths)):
@@ -67,10 +68,12 @@ def plot(rows: Sequence[dict[str, Any]], out: str | Path) -> list[Path]:
         plt.close(fig)
         written.append(path)
     if methods:
-        fig, axes = plt.subplots(1, len(methods), figsize=(4.5 * len(methods), 4.2), squeeze=False)
-        for ax, method in zip(axes[0], methods, strict=True):
-            image = _draw(ax, rows, method)
-        fig.colorbar(image, ax=list(axes[0]), label="score", shrink=0.85)
+        fig, axes = plt.subplots(
+            1, len(methods), figsize=(3.6 * len(methods) + 1, 3.8), squeeze=False, layout="constrained"
+        )
+        for i, (ax, method) in enumerate(zip(axes[0], methods, strict=True)):
+            image = _draw(ax, rows, method, ylabel=i == 0)
+        fig.colorbar(image, ax=list(axes[0]), label="score", shrink=0.9)
         path = out / "heatmaps.png"
         fig.savefig(path, dpi=100)
         plt.close(fig)
