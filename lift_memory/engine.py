@@ -157,6 +157,20 @@ class Engine:
         configured = self.config.tasks.context_tokens
         return configured if configured is not None else min(4096, self.base.context_window // 4)
 
+    def trainer(self, desc: str, callbacks: Sequence[Any] = ()):
+        """A :class:`~lift_memory.train.loop.Trainer` for the adapter slot's parameters."""
+        from lift_memory.train.loop import Trainer
+
+        return Trainer(
+            self.adapter.model,
+            self.adapter.parameters(),
+            self.train_config,
+            pad_id=self.pad_id,
+            callbacks=callbacks,
+            progress=self.progress,
+            desc=desc,
+        )
+
     def train(self, doc, doc_id: str, callbacks: Sequence[Any] = (), tasks=None):
         """Train the slot on ``doc`` from its initial state.
 
@@ -173,7 +187,6 @@ class Engine:
         from lift_memory.tasks.formats import TaskRenderer
         from lift_memory.tasks.lm import lm_examples
         from lift_memory.tasks.mixture import TaskMixture, window_tasks
-        from lift_memory.train.loop import Trainer
 
         examples, windows = lm_examples(doc, self.segmenter, self.tokenizer, self.base.prefix_ids)
         source: Any = examples
@@ -190,16 +203,7 @@ class Engine:
         with self.lock:
             self.adapter.reset()
             self.loaded = None
-            trainer = Trainer(
-                self.adapter.model,
-                self.adapter.parameters(),
-                self.train_config,
-                pad_id=self.pad_id,
-                callbacks=callbacks,
-                progress=self.progress,
-                desc=f"memorizing {doc_id}",
-            )
-            stats = trainer.fit(source)
+            stats = self.trainer(f"memorizing {doc_id}", callbacks).fit(source)
             state = self.adapter.state_dict()
         counts: dict[str, int] = {}
         for e in examples:

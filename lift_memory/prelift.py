@@ -138,7 +138,6 @@ def prelift(
     from lift_memory.tasks.formats import TaskRenderer
     from lift_memory.tasks.lm import lm_examples
     from lift_memory.tasks.mixture import TaskMixture, window_tasks
-    from lift_memory.train.loop import Trainer
 
     config = config or MemoryConfig()
     out = Path(out)
@@ -179,16 +178,7 @@ def prelift(
     folder.mkdir(parents=True, exist_ok=True)
     checkpoint = _load_checkpoint(folder, fingerprint) if resume else None
     engine.adapter.reset()
-    trainer = Trainer(
-        engine.adapter.model,
-        engine.adapter.parameters(),
-        engine.train_config,
-        pad_id=engine.pad_id,
-        callbacks=callbacks,
-        progress=progress,
-        desc="pre-LIFT",
-    )
-    stats = trainer.fit(
+    stats = engine.trainer("pre-LIFT", callbacks).fit(
         _Corpus(mixtures),
         resume=checkpoint,
         checkpoint_every=checkpoint_every,
