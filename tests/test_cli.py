@@ -5,8 +5,8 @@ import subprocess
 import sys
 
 import pytest
+from lift_test_helpers import TEXT
 
-from conftest import TEXT
 from lift_memory.cli import main
 
 

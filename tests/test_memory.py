@@ -2,7 +2,7 @@ from __future__ import annotations
 
 import pytest
 import torch
-from conftest import TEXT, HashEmbedder
+from lift_test_helpers import TEXT, HashEmbedder
 
 from lift_memory import LiftMemory
 from lift_memory.config import LoraAdapterConfig

@@ -1,7 +1,7 @@
 from __future__ import annotations
 
 import pytest
-from conftest import TEXT, HashEmbedder
+from lift_test_helpers import TEXT, HashEmbedder
 
 from lift_memory import LiftMemory, MemoryConfig
 from lift_memory.config import RetrievalConfig

@@ -2,7 +2,7 @@ from __future__ import annotations
 
 import pytest
 import torch
-from conftest import save_tiny_llama
+from lift_test_helpers import save_tiny_llama
 
 from lift_memory.config import ModelConfig
 from lift_memory.errors import ModelLoadError

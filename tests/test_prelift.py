@@ -4,8 +4,8 @@ import json
 
 import pytest
 import torch
+from lift_test_helpers import TEXT, HashEmbedder
 
-from conftest import TEXT, HashEmbedder
 from lift_memory import LiftMemory
 from lift_memory.config import GatedMemoryAdapterConfig, TrainConfig
 from lift_memory.errors import AdapterMismatchError, ConfigError

@@ -1,7 +1,7 @@
 from __future__ import annotations
 
 import pytest
-from conftest import TEXT, make_tokenizer
+from lift_test_helpers import TEXT, make_tokenizer
 
 from lift_memory.errors import ConfigError, ModelLoadError
 from lift_memory.segment import Segmenter, overlapping_spans, sentence_starts, tokenize

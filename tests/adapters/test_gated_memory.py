@@ -194,7 +194,8 @@ def test_identity_and_training_on_cuda(impl, ids):
 
 
 def test_memorize_and_ask_with_gated_memory(tmp_path, tiny_model_dir, fast_config):
-    from conftest import TEXT, HashEmbedder
+    from lift_test_helpers import TEXT, HashEmbedder
+
     from lift_memory import LiftMemory
 
     config = fast_config.model_copy(update={"adapter": GatedMemoryAdapterConfig(gate="exact")})

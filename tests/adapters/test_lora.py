@@ -22,7 +22,7 @@ def ids():
 @pytest.mark.parametrize("train_embeddings", [False, True])
 @pytest.mark.parametrize("tie", [False, True])
 def test_lora_is_the_identity_at_init_and_when_disabled(tmp_path, ids, train_embeddings, tie):
-    from conftest import save_tiny_llama
+    from lift_test_helpers import save_tiny_llama
 
     base = load_model(str(save_tiny_llama(tmp_path / "m", tie=tie)))
     reference = _logits(base.model, ids)
@@ -51,7 +51,7 @@ def test_state_holds_exactly_the_adapter_tensors(tiny_model_dir):
 
 
 def test_tied_embeddings_stay_tied_when_trained(tmp_path, ids):
-    from conftest import save_tiny_llama
+    from lift_test_helpers import save_tiny_llama
 
     base = load_model(str(save_tiny_llama(tmp_path / "tied", tie=True)))
     adapter = attach(base.model, LoraAdapterConfig(r=4, train_embeddings=True))

@@ -4,8 +4,8 @@ import json
 import struct
 
 import pytest
+from lift_test_helpers import TEXT, HashEmbedder, make_tokenizer
 
-from conftest import TEXT, HashEmbedder, make_tokenizer
 from lift_memory import LiftMemory
 from lift_memory.errors import ConfigError
 from lift_memory.eval.niah.grid import NIAHConfig, needle_depths, resolve_config, run_grid

@@ -1,7 +1,7 @@
 from __future__ import annotations
 
 import pytest
-from conftest import TEXT, make_tokenizer
+from lift_test_helpers import TEXT, make_tokenizer
 
 from lift_memory.errors import ConfigError
 from lift_memory.retrieval.chunking import chunk_document

@@ -3,7 +3,7 @@ from __future__ import annotations
 import random
 
 import pytest
-from conftest import TEXT, HashEmbedder, make_tokenizer
+from lift_test_helpers import TEXT, HashEmbedder, make_tokenizer
 
 from lift_memory.errors import ConfigError
 from lift_memory.retrieval.chunking import chunk_document

@@ -9,8 +9,8 @@ import time
 from pathlib import Path
 
 import pytest
+from lift_test_helpers import TEXT, HashEmbedder, make_tokenizer
 
-from conftest import TEXT, HashEmbedder, make_tokenizer
 from lift_memory.errors import InvalidIdError, StoreCorruptedError, StoreLockedError, StoreUnavailableError
 from lift_memory.retrieval.chunking import chunk_document
 from lift_memory.retrieval.store import ChromaStore, rebuild_store
@@ -65,7 +65,7 @@ def test_persistent_store_reopens_in_a_new_process(tmp_path):
     store.close()
     del store
     code = (
-        "import sys; sys.path.insert(0, 'tests'); from conftest import HashEmbedder; "
+        "import sys; sys.path.insert(0, 'tests'); from lift_test_helpers import HashEmbedder; "
         "from lift_memory.retrieval.store import ChromaStore; "
         f"s = ChromaStore({str(tmp_path)!r}, embedder=HashEmbedder()); "
         "print(s.count('ns'), len(s.chunks('ns')), s.dense('ns', 'stitch in time', 1)[0]['text'])"

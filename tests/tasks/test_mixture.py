@@ -2,7 +2,8 @@ from __future__ import annotations
 
 import random
 
-from conftest import TEXT, make_tokenizer
+from lift_test_helpers import TEXT, make_tokenizer
+
 from lift_memory.config import TrainConfig
 from lift_memory.segment import Segmenter, tokenize
 from lift_memory.tasks.formats import TaskRenderer, excerpt

@@ -14,8 +14,7 @@ from langchain_tests.integration_tests import (
     RetrieversIntegrationTests,
     ToolsIntegrationTests,
 )
-
-from conftest import HANDBOOK, shared_memory
+from lc_test_memory import HANDBOOK, shared_memory
 
 
 class TestChatLIFTIntegration(ChatModelIntegrationTests):
