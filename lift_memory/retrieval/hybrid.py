@@ -14,6 +14,7 @@ import re
 from collections.abc import Iterable
 from pathlib import Path
 
+from lift_memory.errors import ConfigError
 from lift_memory.retrieval.bm25 import BM25Index, fingerprint
 from lift_memory.retrieval.bm25 import tokenize as bm25_tokens
 from lift_memory.retrieval.fusion import reciprocal_rank_fusion
@@ -88,8 +89,6 @@ class HybridRetriever:
         methods = tuple(methods)
         unknown = set(methods) - set(METHODS)
         if unknown:
-            from lift_memory.errors import ConfigError
-
             raise ConfigError(f"unknown retrieval methods {sorted(unknown)}; available: {list(METHODS)}")
         doc_ids = None if doc_ids is None else sorted(set(doc_ids))
         if doc_ids == [] or k <= 0:
@@ -100,10 +99,8 @@ class HybridRetriever:
         if "dense" in methods:
             found = self.store.dense(namespace, query, n, doc_ids)
             rankings["dense"] = self._collect(found, "dense", hits)
+        allowed = None if doc_ids is None else {c.chunk_id for d in doc_ids for c in self.store.chunks(namespace, d)}
         if "bm25" in methods:
-            allowed = (
-                None if doc_ids is None else {c.chunk_id for d in doc_ids for c in self.store.chunks(namespace, d)}
-            )
             found = []
             for chunk_id, score in self.bm25(namespace).search(query, n, allowed):
                 chunk = self.store.chunk(namespace, chunk_id)

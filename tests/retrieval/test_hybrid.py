@@ -52,6 +52,8 @@ def test_filters_methods_and_bad_arguments():
     only_bm25 = retriever.retrieve("Lovelace", "ns", k=3, methods=["bm25"])
     assert only_bm25 and all(set(h.scores) == {"bm25", "rrf"} for h in only_bm25)
     assert retriever.retrieve("anything", "ns", doc_ids=[]) == []
+    phrase_only = retriever.retrieve('"Ada Lovelace"', "ns", k=3, doc_ids=["d1"], methods=["phrase"])
+    assert phrase_only and all("Ada Lovelace" in h.text and h.doc_id == "d1" for h in phrase_only)
     with pytest.raises(ConfigError, match="unknown retrieval methods"):
         retriever.retrieve("x", "ns", methods=["telepathy"])
 
