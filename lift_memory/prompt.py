@@ -122,10 +122,18 @@ def assemble(
             chosen = candidate
     if not chosen and snippets and room > 12:  # not even the best fits whole: keep as much of it as fits
         chosen = [_truncate(snippets[0], room - 4, count)]
-    used = sum(count(s.text) + 4 for s in chosen)
-    head_end, tail_start = (0, 0) if doc is None else head_tail_span(doc, budget - used)
-    if doc is not None:
-        chosen = [s for s in chosen if s.doc_id != doc_id or not (s.char_end <= head_end or s.char_start >= tail_start)]
+    head_end = tail_start = 0
+    while True:
+        used = sum(count(s.text) + 4 for s in chosen)
+        if doc is None:
+            break
+        head_end, tail_start = head_tail_span(doc, budget - used)
+        shown = [s for s in chosen if s.doc_id == doc_id and (s.char_end <= head_end or s.char_start >= tail_start)]
+        if not shown:
+            break
+        # The head or tail already shows these: drop them and give their room back to the ends (which only
+        # grow, so what they showed stays shown).
+        chosen = [s for s in chosen if s not in shown]
     chosen.sort(key=lambda s: (s.doc_id != doc_id, s.doc_id, s.char_start))
     parts = [doc.text[:head_end]] if doc is not None and head_end else []
     parts += [f"[{i}] {s.text}" for i, s in enumerate(chosen, start=1)]

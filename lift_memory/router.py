@@ -14,7 +14,8 @@ route       adapter on model   in the prompt
 ``mode="auto"`` picks per question: a document that fits the window is read whole (``icl``); otherwise the
 retrieval evidence decides how the context budget is split between snippets and head/tail — a verbatim
 phrase match or a distinctive BM25 hit earns the snippets most of it, weak evidence leaves most to the
-document's ends and the adapter. With no adapter it answers by ``rag``; with no hits, by ``lift``.
+document's ends and the adapter; when one snippet stands out, the filler among the other hits stays out
+of the prompt (:func:`focus`). With no adapter it answers by ``rag``; with no hits, by ``lift``.
 
 The router knows only two protocols, :class:`Retriever` and :class:`Answerer`; nothing about models,
 tokenizers or Chroma.
@@ -65,19 +66,48 @@ class Plan:
     retrieve_seconds: float = 0.0
 
 
+DENSE_CLOSE = 0.5
+"""Cosine similarity at which a snippet counts as semantically close to the question."""
+
+
+def _standout(snippets: Sequence[Snippet]) -> str | None:
+    """``"phrase"`` or ``"bm25"`` when the best snippet stands out (quotes the question verbatim, or scores
+    at least 1.5x the next on BM25); None otherwise."""
+    if "phrase" in snippets[0].scores:
+        return "phrase"
+    bm25 = [s.scores.get("bm25", 0.0) for s in snippets]
+    if bm25[0] > 0 and (len(bm25) == 1 or bm25[0] >= 1.5 * max(bm25[1:])):
+        return "bm25"
+    return None
+
+
 def evidence(snippets: Sequence[Snippet]) -> tuple[float, str]:
     """Share of the context budget the snippets earn, and why, from the retrievers' scores."""
     if not snippets:
         return 0.0, "no retrieval hits"
-    top = snippets[0].scores
-    if "phrase" in top:
+    standout = _standout(snippets)
+    if standout == "phrase":
         return 0.8, "a snippet contains a phrase of the question verbatim"
-    bm25 = [s.scores.get("bm25", 0.0) for s in snippets]
-    if bm25[0] > 0 and (len(bm25) == 1 or bm25[0] >= 1.5 * max(bm25[1:])):
+    if standout == "bm25":
         return 0.65, "one snippet stands out lexically (BM25)"
-    if top.get("dense", 0.0) >= 0.5:
+    if snippets[0].scores.get("dense", 0.0) >= DENSE_CLOSE:
         return 0.5, "a snippet is semantically close (dense)"
     return 0.3, "weak retrieval evidence"
+
+
+def focus(snippets: Sequence[Snippet]) -> list[Snippet]:
+    """The snippets worth a place in the prompt. When the best one stands out, the rest of the top k are
+    mostly filler that distracts the model (a small model copies whatever text sits nearest): keep the
+    standout, any other verbatim match, and any snippet semantically close to the question. With no
+    standout, keep them all."""
+    if not snippets:
+        return []
+    standout = _standout(snippets)
+    if standout is None:
+        return list(snippets)
+    return [
+        s for i, s in enumerate(snippets) if i == 0 or "phrase" in s.scores or s.scores.get("dense", 0.0) >= DENSE_CLOSE
+    ]
 
 
 class Router:
@@ -109,6 +139,9 @@ class Router:
             doc_id = snippets[0].doc_id  # the best hit's document lends its adapter and its ends
         notes = [] if doc_id is None or snippets or not needs_retrieval else ["retrieval found nothing"]
         share, why = evidence(snippets)
+        kept = focus(snippets)
+        if len(kept) < len(snippets):
+            why += f"; kept {len(kept)} of {len(snippets)} snippets"
         adapter = doc_id if doc_id is not None and self.answerer.has_adapter(doc_id) else None
 
         def make(route: str, *, use_adapter: bool, snippet_share: float, note: str) -> Plan:
@@ -119,12 +152,11 @@ class Router:
                     f"{doc_id!r} has no adapter (it fits the window or was stored with train=False); "
                     "use mode='icl', 'rag' or 'auto'"
                 )
-            kept = tuple(snippets) if snippet_share > 0 else ()
             return Plan(
                 route=route,
                 doc_id=doc_id,
                 adapter=adapter if use_adapter else None,
-                snippets=kept,
+                snippets=tuple(kept) if snippet_share > 0 else (),
                 snippet_share=snippet_share,
                 notes=(*notes, note),
                 retrieve_seconds=seconds,

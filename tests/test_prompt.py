@@ -66,6 +66,13 @@ def test_head_and_tail_share_the_budget_and_shown_snippets_are_not_repeated(tok)
     assert context.text.rstrip().endswith(DOC.rstrip()[-10:])  # the tail
 
 
+def test_snippets_the_ends_already_show_give_their_room_back(tok):
+    doc = tokenize(DOC, tok)
+    first = _snippets(tok)[0]
+    plain = assemble(doc, "d", [], 120, 0.5, _count(tok))
+    assert assemble(doc, "d", [first], 120, 0.5, _count(tok)) == plain  # as if it had never been retrieved
+
+
 def test_an_oversized_snippet_is_cut_to_fit(tok):
     big = _snippets(tok, size=200)[0]
     context = assemble(None, None, [big], 30, 1.0, _count(tok))

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from lift_memory.errors import ConfigError
-from lift_memory.router import Plan, Router, evidence
+from lift_memory.router import Plan, Router, evidence, focus
 from lift_memory.types import Snippet
 
 
@@ -54,6 +54,28 @@ def test_evidence_sets_the_snippet_share(hits, share, why):
     assert got == share and why in reason
 
 
+@pytest.mark.parametrize(
+    ("hits", "kept"),
+    [
+        ([], []),
+        ([snip(bm25=9.0), snip(start=20, bm25=3.0), snip(start=40, dense=0.1)], [0]),
+        ([snip(bm25=9.0), snip(start=20, bm25=3.0, dense=0.6), snip(start=40, dense=0.1)], [0, 20]),
+        ([snip(phrase=1.0), snip(start=20, bm25=8.0), snip(start=40, phrase=1.0)], [0, 40]),
+        ([snip(bm25=4.0), snip(start=20, bm25=3.5), snip(start=40, dense=0.1)], [0, 20, 40]),
+    ],
+)
+def test_a_standout_snippet_keeps_filler_out_of_the_prompt(hits, kept):
+    assert [s.char_start for s in focus(hits)] == kept
+
+
+def test_plans_carry_the_focused_snippets_and_say_so():
+    hits = [snip(bm25=9.0), snip(start=20, bm25=3.0), snip(start=40, dense=0.1)]
+    for mode in ("auto", "rag", "hybrid"):
+        plan = Router(Retriever(hits), Answerer()).plan("q", "d", mode)
+        assert [s.char_start for s in plan.snippets] == [0], mode
+        assert "kept 1 of 3 snippets" in plan.notes[-1]
+
+
 def test_auto_reads_a_fitting_document_whole():
     plan = Router(Retriever([snip(phrase=1.0)]), Answerer(adapters=(), fitting=("d",))).plan("q", "d")
     assert (plan.route, plan.adapter, plan.snippets) == ("icl", None, ())
@@ -76,7 +98,7 @@ def test_auto_without_adapter_is_rag():
 
 
 def test_namespace_questions_borrow_the_best_hits_document():
-    hits = [snip("b", bm25=5.0), snip("a", bm25=1.0)]
+    hits = [snip("b", bm25=5.0), snip("a", bm25=4.0)]
     plan = Router(Retriever(hits), Answerer(adapters=("b",))).plan("q")
     assert plan.doc_id == "b" and plan.adapter == "b" and {s.doc_id for s in plan.snippets} == {"a", "b"}
 
