@@ -29,6 +29,8 @@ import tempfile
 import time
 from pathlib import Path
 
+from lift_memory.files import cache_dir
+
 NAME = "builtin:tiny"
 _RECIPE = {
     "version": 3,
@@ -119,14 +121,6 @@ def recipe_id() -> str:
     for _, text in _topics():
         digest.update(text.encode())
     return f"tiny-v{_RECIPE['version']}-{digest.hexdigest()[:10]}"
-
-
-def cache_dir() -> Path:
-    """Where built models live: ``$LIFT_MEMORY_CACHE``, else ``$XDG_CACHE_HOME/lift-memory``, else ``~/.cache``."""
-    if env := os.environ.get("LIFT_MEMORY_CACHE"):
-        return Path(env).expanduser()
-    base = os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache"
-    return Path(base) / "lift-memory"
 
 
 def ensure_builtin(name: str = NAME, cache: Path | None = None, *, progress: bool = True) -> Path:

@@ -1,9 +1,10 @@
-"""Load a causal LM and its tokenizer: a hub id, a local directory, or ``builtin:tiny``.
+"""Load a causal LM and its tokenizer: a hub id, a local directory, a GGUF file, a packaged model or
+``builtin:tiny``.
 
-Loading is the same code for all three: ``builtin:tiny`` is first built into the cache (see
-:mod:`lift_memory.builtin`) and then loaded as a local directory. Only safetensors weights are accepted, and
-modelling code from the hub runs only when ``trust_remote_code`` is set. Nothing contacts a hub unless the
-name is a hub id.
+Loading is the same code for all of them: :mod:`lift_memory.model_files` first turns a name into a local
+folder (building ``builtin:tiny``, converting a GGUF file once), which is then loaded like any local model.
+Only safetensors weights are accepted, and modelling code from the hub runs only when ``trust_remote_code``
+is set. Nothing contacts a hub unless the name is a hub id.
 
 A :class:`LoadedModel` also carries the fingerprints that tie an adapter to the exact base model and tokenizer
 it was trained on. This module knows nothing about adapters or documents.
@@ -19,8 +20,7 @@ from typing import Any
 
 from lift_memory.config import ModelConfig
 from lift_memory.errors import ModelLoadError
-
-_BUILTIN_PREFIX = "builtin:"
+from lift_memory.model_files import BUILTIN_PREFIX, locate
 
 
 @dataclass
@@ -42,7 +42,7 @@ class LoadedModel:
 
     @property
     def is_builtin(self) -> bool:
-        return self.name.startswith(_BUILTIN_PREFIX)
+        return self.name.startswith(BUILTIN_PREFIX)
 
     @property
     def eos_id(self) -> int | None:
@@ -86,7 +86,7 @@ def load_model(config: ModelConfig | str | None = None, *, progress: bool = True
         from transformers.utils import logging as hf_logging
 
         hf_logging.disable_progress_bar()
-    source, local = _locate(config, progress=progress)
+    source, local = locate(config.name, progress=progress)
     device = _resolve_device(config.device)
     kwargs: dict[str, Any] = {
         "revision": None if local else config.revision,
@@ -118,20 +118,6 @@ def load_model(config: ModelConfig | str | None = None, *, progress: bool = True
         context_window=_context_window(model, tokenizer, config.context_window),
         prefix_ids=_prefix_ids(tokenizer),
     )
-
-
-def _locate(config: ModelConfig, *, progress: bool) -> tuple[str, bool]:
-    """(what to pass to from_pretrained, whether it is a local directory)."""
-    if config.name.startswith(_BUILTIN_PREFIX):
-        from lift_memory.builtin import ensure_builtin
-
-        return str(ensure_builtin(config.name, progress=progress)), True
-    path = Path(config.name).expanduser()
-    if path.is_dir():
-        return str(path), True
-    if path.exists() or config.name.startswith((".", "/", "~")):
-        raise ModelLoadError(f"model path {config.name!r} is not a directory holding a saved model")
-    return config.name, False
 
 
 def _first_line(exc: BaseException) -> str:

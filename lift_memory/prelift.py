@@ -22,9 +22,10 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from lift_memory.bank import AdapterBank, atomic_write
+from lift_memory.bank import AdapterBank
 from lift_memory.config import MemoryConfig
 from lift_memory.errors import AdapterMismatchError, ConfigError, InvalidDocumentError
+from lift_memory.files import atomic_write
 from lift_memory.ids import document_text
 
 START_FILE = "start.safetensors"

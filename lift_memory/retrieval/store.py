@@ -22,13 +22,13 @@ from collections.abc import Callable, Iterable, Sequence
 from pathlib import Path
 from typing import Any, TypeVar
 
-from lift_memory.bank import atomic_write
 from lift_memory.errors import (
     ConfigError,
     StoreCorruptedError,
     StoreLockedError,
     StoreUnavailableError,
 )
+from lift_memory.files import atomic_write
 from lift_memory.ids import validate_id
 from lift_memory.retrieval.chunking import Chunk
 from lift_memory.retrieval.embeddings import Embedder, embedder_identity

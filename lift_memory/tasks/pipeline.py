@@ -22,8 +22,8 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Protocol, runtime_checkable
 
-from lift_memory.bank import atomic_write
 from lift_memory.errors import GeneratorError
+from lift_memory.files import atomic_write
 from lift_memory.types import Task
 
 
