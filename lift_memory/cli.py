@@ -16,12 +16,19 @@ from typing import Any
 
 from lift_memory.errors import LiftMemoryError
 
+REAL_MODEL = "smollm2-135m-instruct"
+"""The packaged real model the demo's second part runs on."""
+
 
 def _memory(args: argparse.Namespace):
-    from lift_memory.config import MemoryConfig
+    from lift_memory.config import MemoryConfig, ModelConfig
     from lift_memory.memory import LiftMemory
 
-    config = MemoryConfig(start=args.start) if getattr(args, "start", None) else None
+    config = None  # the defaults, unless an option changes them
+    start, window = getattr(args, "start", None), getattr(args, "window", None)
+    if start or window:
+        model = ModelConfig(name=args.model or "builtin:tiny", context_window=window)
+        config = MemoryConfig(model=model, **({"start": start} if start else {}))
     return LiftMemory(config, root=args.root, model=args.model, progress=not args.quiet)
 
 
@@ -92,6 +99,7 @@ def _run_niah(args: argparse.Namespace, preset: str | None, out: str) -> dict:
         haystack_dir=getattr(args, "haystack", None),
         needles=needles,
         model=args.model,
+        window=getattr(args, "window", None),
         max_steps=getattr(args, "max_steps", None),
         k=getattr(args, "k", None),
     )
@@ -105,7 +113,7 @@ def _cmd_prelift(args: argparse.Namespace) -> None:
 
     adapter = GatedMemoryAdapterConfig(gate=args.gate) if args.adapter == "gated_memory" else LoraAdapterConfig()
     config = MemoryConfig(
-        model=ModelConfig(name=args.model or "builtin:tiny"),
+        model=ModelConfig(name=args.model or "builtin:tiny", context_window=args.window),
         adapter=adapter,
         train=TrainConfig(max_steps=args.max_steps, max_seconds=args.max_seconds, plateau_patience=None),
     )
@@ -158,8 +166,50 @@ def _cmd_demo(args: argparse.Namespace) -> None:
         if not args.json:
             niah = report["niah"]
             print(f"\n{niah['table']}\nreport: {niah['summary']}\nheatmaps: {niah['out']}/heatmaps.png")
+    if not args.no_real:
+        report["real_model"] = _real_model_demo(args)
     if args.json:
         print(json.dumps(report, indent=2, default=str))
+
+
+def _real_model_demo(args: argparse.Namespace) -> dict:
+    """The demo's real-model part: a document longer than the capped window, memorized into the packaged
+    SmolLM2, and one question answered by every route."""
+    from lift_memory.config import MemoryConfig, ModelConfig, TrainConfig
+    from lift_memory.eval.probe import compare_routes
+    from lift_memory.eval.questions import DOCUMENTS
+    from lift_memory.memory import LiftMemory
+    from lift_memory.model_files import packaged_file
+
+    try:
+        packaged_file(REAL_MODEL)
+    except LiftMemoryError as exc:
+        if not args.json:
+            print(f"\nskipping the real-model part: {exc}", flush=True)
+        return {"skipped": str(exc)}
+    if not args.json:
+        print(
+            f"\nnext: a real model, {REAL_MODEL}, with its window capped at {args.real_window} tokens: a "
+            f"{args.real_tokens}-token document, every route answers one question",
+            flush=True,
+        )
+    config = MemoryConfig(
+        model=ModelConfig(name=REAL_MODEL, context_window=args.real_window),
+        train=TrainConfig(max_steps=args.real_steps, batch_tokens=1024),
+    )
+    memory = LiftMemory(config, root=Path(args.out) / "memory-real", progress=not args.quiet)
+    doc = DOCUMENTS[0]
+    fact = doc.facts[len(doc.facts) // 2]  # the fact nearest the middle: outside the window's head and tail
+    report = compare_routes(memory, doc.build(memory.engine.tokenizer, args.real_tokens), fact.question)
+    if not args.json:
+        print(
+            f"memorized {report['document_tokens']} tokens in {report['train_seconds']:.0f} s "
+            f"({report['train_steps']} steps); the document says: {fact.sentence!r}\nquestion: {fact.question!r}"
+        )
+        for mode, a in report["answers"].items():
+            shown = "" if a["coverage"] is None else f", prompt shows {a['coverage']:.0%} of the document"
+            print(f"  {mode:<7} ({a['route']}{shown}): {a['text']!r}")
+    return report
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -167,7 +217,11 @@ def build_parser() -> argparse.ArgumentParser:
 
     common = argparse.ArgumentParser(add_help=False)
     common.add_argument("--root", help="memory directory (default: $LIFT_MEMORY_HOME or the user data dir)")
-    common.add_argument("--model", help="base model: hub id, local directory or builtin:tiny (default)")
+    common.add_argument(
+        "--model",
+        help="base model: builtin:tiny (default), smollm2-135m-instruct (packaged), a .gguf file, a folder or a hub id",
+    )
+    common.add_argument("--window", type=int, help="cap the model's context window (tokens)")
     common.add_argument("--json", action="store_true", help="print JSON on stdout")
     common.add_argument("-q", "--quiet", action="store_true", help="no progress bars")
     common.add_argument("--start", help="a pre-LIFT starting point (the folder `lift-memory prelift` wrote)")
@@ -216,6 +270,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--depth", type=float, default=0.5, help="needle depth as a fraction (default 0.5)")
     p.add_argument("--out", default="niah-demo", help="where the grid's report goes (default ./niah-demo)")
     p.add_argument("--no-grid", action="store_true", help="skip the needle-in-a-haystack grid")
+    p.add_argument("--no-real", action="store_true", help="skip the real-model part (SmolLM2, every route)")
+    p.add_argument("--real-window", type=int, default=1024, help="window cap for the real model (default 1024)")
+    p.add_argument("--real-tokens", type=int, default=2048, help="document length for the real model (default 2048)")
+    p.add_argument("--real-steps", type=int, default=20, help="training steps (1024 tokens each) for the real model")
     p.set_defaults(func=_cmd_demo)
 
     p = sub.add_parser("prelift", parents=[common], help="train a starting point for LIFT on a corpus of .txt files")

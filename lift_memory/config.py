@@ -21,7 +21,8 @@ class ModelConfig(_Config):
     """Which base model to load, and how."""
 
     name: str = "builtin:tiny"
-    """A Hugging Face hub id, a local directory, or ``builtin:tiny`` (built and cached on this machine)."""
+    """A Hugging Face hub id, a local directory, a ``.gguf`` file (converted once and cached), a packaged model
+    (``smollm2-135m-instruct``), or ``builtin:tiny`` (built and cached on this machine)."""
     revision: str | None = None
     """Hub revision (branch, tag or commit) when ``name`` is a hub id."""
     device: str = "auto"
@@ -85,8 +86,9 @@ class TrainConfig(_Config):
     """The test-time trainer: optimizer, batches, budget and task weights."""
 
     learning_rate: float | None = Field(default=None, gt=0)
-    """Peak learning rate (AdamW). None: for LoRA 4e-3 on ``builtin:tiny`` (whose embeddings train too), else
-    3e-4 (LIFT's fast LoRA setting); for Gated Memory 1e-2 on ``builtin:tiny``, else 1e-3 (LIFT v2)."""
+    """Peak learning rate (AdamW). None: for LoRA 4e-3 on ``builtin:tiny`` (whose embeddings train too), 2e-3
+    on models under a billion parameters (measured on SmolLM2-135M: 3e-4 recalls little in a short budget),
+    else 3e-4 (LIFT's fast LoRA setting); for Gated Memory 1e-2 on ``builtin:tiny``, else 1e-3 (LIFT v2)."""
     warmup_steps: int = Field(default=10, ge=0)
     """Linear warm-up steps; constant afterwards (LIFT trains at a constant rate)."""
     weight_decay: float = Field(default=1e-4, ge=0)
@@ -96,7 +98,15 @@ class TrainConfig(_Config):
     grad_clip: float | None = Field(default=1.0, gt=0)
     """Clip the gradient norm to this value; None disables clipping."""
     batch_tokens: int = Field(default=2048, ge=16)
-    """Padded tokens per mini-batch; examples of similar length are batched together."""
+    """Padded tokens per mini-batch (one optimizer step); examples of similar length are batched together."""
+    micro_batch_tokens: int | None = Field(default=256, ge=16)
+    """Padded tokens per forward/backward pass: a mini-batch is split into micro-batches whose gradients
+    accumulate, which bounds peak memory (activations and the (tokens x vocabulary) logits) at the same
+    result. None: the whole mini-batch in one pass."""
+    checkpoint_activations: Literal["auto", "always", "never"] = "auto"
+    """Keep only each layer's input during a pass and recompute the rest in the backward pass (about 1.5x the
+    compute of a pass over a frozen base, a fraction of its memory). ``auto``: only for passes longer than
+    ``micro_batch_tokens``, i.e. a single example that alone exceeds it."""
     max_steps: int | None = Field(default=400, ge=1)
     """Stop after this many optimizer steps (None: no step budget)."""
     max_tokens: int | None = Field(default=None, ge=1)
@@ -108,7 +118,14 @@ class TrainConfig(_Config):
     plateau_delta: float = Field(default=1e-3, ge=0)
     """Relative improvement of the smoothed loss that resets the plateau counter."""
     task_weights: dict[str, float] = Field(
-        default_factory=lambda: {"segment": 1.0, "window": 1.0, "recall": 0.5, "order": 0.25, "qa": 1.0}
+        default_factory=lambda: {
+            "segment": 1.0,
+            "window": 1.0,
+            "question": 1.0,
+            "recall": 0.5,
+            "order": 0.25,
+            "qa": 1.0,
+        }
     )
     """Weight of each task type: the loss is the weighted mean of per-task mean token losses. Contextualized
     variants (``recall+ctx``, ...) take their task's weight unless named here; unnamed tasks weigh 0."""
@@ -123,12 +140,17 @@ class TrainConfig(_Config):
             raise ValueError(f"train.task_weights must be >= 0, got {self.task_weights}")
         return self
 
-    def resolved(self, *, builtin: bool, adapter: str = "lora") -> TrainConfig:
-        """This config with the model- and adapter-dependent defaults filled in."""
+    def resolved(self, *, builtin: bool, adapter: str = "lora", params: int | None = None) -> TrainConfig:
+        """This config with the model- and adapter-dependent defaults filled in (``params``: the base model's
+        parameter count)."""
         if self.learning_rate is not None:
             return self
-        rates = {"gated_memory": (1e-2, 1e-3), "lora": (4e-3, 3e-4)}  # (builtin:tiny, any other model)
-        rate = rates.get(adapter, rates["lora"])[0 if builtin else 1]
+        if adapter == "gated_memory":
+            rate = 1e-2 if builtin else 1e-3
+        elif builtin:
+            rate = 4e-3
+        else:
+            rate = 2e-3 if params is not None and params < 1_000_000_000 else 3e-4
         return self.model_copy(update={"learning_rate": rate})
 
 
@@ -158,6 +180,10 @@ class TasksConfig(_Config):
     resampled every epoch."""
     context_tokens: int | None = Field(default=None, ge=0)
     """Budget of that excerpt; None: a quarter of the context window, at most 4096 (LIFT: about 4k)."""
+    retrieved: float = Field(default=0.25, ge=0.0, le=1.0)
+    """Fraction of tasks that also appear after snippets laid out as retrieval hits (the evidence's passage
+    among others, of ``retrieval.chunk_size`` tokens), resampled every epoch: teaches the adapted model to read
+    the snippets of the ``hybrid`` route instead of answering over them."""
     concurrency: int = Field(default=8, ge=1)
     """Units a generator works on at once."""
     max_attempts: int = Field(default=3, ge=1)

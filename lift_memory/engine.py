@@ -50,7 +50,9 @@ class Engine:
         room = self.base.context_window - len(self.base.prefix_ids)
         s = config.segment
         self.segmenter = Segmenter.for_model(s.length, s.overlap, s.window, max_length=room)
-        self.train_config = config.train.resolved(builtin=self.base.is_builtin, adapter=config.adapter.kind)
+        self.train_config = config.train.resolved(
+            builtin=self.base.is_builtin, adapter=config.adapter.kind, params=self.base.model.num_parameters()
+        )
         self.start = None  # identity of the pre-LIFT starting point, when there is one
         if config.start is not None:
             from lift_memory.prelift import load_start
@@ -199,6 +201,8 @@ class Engine:
                 windows=window_tasks(windows, doc.text),
                 contextualize=self.config.tasks.contextualize,
                 context_tokens=self.context_tokens(),
+                retrieved=self.config.tasks.retrieved,
+                snippet_tokens=self.config.retrieval.chunk_size,
             )
         with self.lock:
             self.adapter.reset()
@@ -226,7 +230,7 @@ class Engine:
         """The prompt for ``question`` under ``plan``: snippets and/or the document's ends, fitted to the window."""
         from lift_memory.prompt import assemble, fit
 
-        doc = self.document(plan.doc_id) if plan.doc_id is not None and plan.route != "rag" else None
+        doc = self.document(plan.doc_id) if plan.doc_id is not None and plan.ends else None
         share = 1.0 if doc is None else plan.snippet_share
         limit = self.base.context_window - generation.max_new_tokens
         return fit(
@@ -308,6 +312,11 @@ class AnswerStream:
             tokens = generate_ids(eng.adapter.model, prompt.ids, self._generation, eng.base.eos_ids)
             yield from stream_text(eng.tokenizer, _recorded(tokens, ids))
         t3 = time.perf_counter()
+        coverage, notes = None, plan.notes
+        if plan.doc_id is not None:
+            coverage = prompt.context.coverage(eng.document(plan.doc_id), plan.doc_id)
+            if coverage < 1 and plan.adapter is None:
+                notes = (*notes, f"the prompt showed {coverage:.0%} of {plan.doc_id!r}; the rest was not read")
         self.answer = Answer(
             text=eng.tokenizer.decode(ids, skip_special_tokens=True),
             route=plan.route,
@@ -323,7 +332,8 @@ class AnswerStream:
                 "generate": round(t3 - t2, 4),
                 "total": round(plan.retrieve_seconds + t3 - t0, 4),
             },
-            notes=plan.notes,
+            notes=notes,
+            coverage=coverage,
         )
 
 

@@ -7,28 +7,17 @@ documents or prompts.
 
 from __future__ import annotations
 
-import inspect
 from collections.abc import Iterable, Iterator
-from functools import cache
 
 from lift_memory.config import GenerationConfig
-
-
-@cache
-def _takes_logits_to_keep(model_cls: type) -> bool:
-    return "logits_to_keep" in inspect.signature(model_cls.forward).parameters
 
 
 def _forward(model, ids, past):
     import torch
 
-    kwargs = {"input_ids": torch.tensor([ids], device=model.device), "use_cache": True, "past_key_values": past}
-    # Only the last position's logits are needed: with a large vocabulary the full (T, V) projection of a long
-    # prompt costs more than the prompt's own forward pass.
-    inner = getattr(model, "get_base_model", lambda: model)()
-    if _takes_logits_to_keep(type(inner)):
-        kwargs["logits_to_keep"] = 1
-    return model(**kwargs)
+    from lift_memory.forward import run
+
+    return run(model, torch.tensor([ids], device=model.device), keep=1, cache=past, use_cache=True)
 
 
 def generate_ids(model, prompt_ids: list[int], config: GenerationConfig, eos_ids: Iterable[int] = ()) -> Iterator[int]:
@@ -44,11 +33,11 @@ def generate_ids(model, prompt_ids: list[int], config: GenerationConfig, eos_ids
         generator = torch.Generator(device=model.device).manual_seed(config.seed)
     deadline = None if config.max_seconds is None else time.monotonic() + config.max_seconds
     with torch.inference_mode():
-        out = _forward(model, prompt_ids, None)
+        logits, past = _forward(model, prompt_ids, None)
         for _ in range(config.max_new_tokens):
             if deadline is not None and time.monotonic() > deadline:
                 return
-            logits = out.logits[0, -1].float()
+            logits = logits[0, -1].float()
             if config.temperature > 0:
                 if config.top_k is not None:
                     kth = torch.topk(logits, min(config.top_k, logits.numel())).values[-1]
@@ -60,7 +49,7 @@ def generate_ids(model, prompt_ids: list[int], config: GenerationConfig, eos_ids
             if token in eos:
                 return
             yield token
-            out = _forward(model, [token], out.past_key_values)
+            logits, past = _forward(model, [token], past)
 
 
 def stream_text(tokenizer, ids: Iterable[int]) -> Iterator[str]:

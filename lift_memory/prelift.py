@@ -166,6 +166,8 @@ def prelift(
                 windows=window_tasks(windows, text),
                 contextualize=config.tasks.contextualize,
                 context_tokens=engine.context_tokens(),
+                retrieved=config.tasks.retrieved,
+                snippet_tokens=config.retrieval.chunk_size,
             )
         )
     corpus_id = hashlib.sha256("".join(f"{p.name}:{hashlib.sha256(t.encode()).hexdigest()}" for p, t in texts).encode())

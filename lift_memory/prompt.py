@@ -29,10 +29,26 @@ CHAT_INSTRUCTION = (
 
 @dataclass(frozen=True)
 class Context:
-    """Context text for a prompt, and the snippets it quotes (with their offsets in their documents)."""
+    """Context text for a prompt, the snippets it quotes (with their offsets in their documents), and the
+    characters of the document it shows as head and tail (``head_end``, ``tail_start``; the whole document
+    when they meet)."""
 
     text: str
     snippets: tuple[Snippet, ...] = ()
+    head_end: int = 0
+    tail_start: int = 0
+
+    def coverage(self, doc: TokenizedDocument, doc_id: str | None) -> float:
+        """Fraction of ``doc``'s tokens this context shows (head, tail and ``doc_id``'s snippets)."""
+        if not len(doc):
+            return 1.0
+        if self.tail_start <= self.head_end and self.head_end:
+            return 1.0
+        shown = doc.token_at(self.head_end) + len(doc) - doc.token_at(self.tail_start) if self.head_end else 0
+        for s in self.snippets:
+            if s.doc_id == doc_id:
+                shown += doc.token_at(s.char_end) - doc.token_at(s.char_start)
+        return round(min(1.0, shown / len(doc)), 4)
 
 
 @dataclass(frozen=True)
@@ -135,11 +151,19 @@ def assemble(
         # grow, so what they showed stays shown).
         chosen = [s for s in chosen if s not in shown]
     chosen.sort(key=lambda s: (s.doc_id != doc_id, s.doc_id, s.char_start))
-    parts = [doc.text[:head_end]] if doc is not None and head_end else []
-    parts += [f"[{i}] {s.text}" for i, s in enumerate(chosen, start=1)]
-    if doc is not None and tail_start < len(doc.text) and tail_start > head_end:
-        parts.append(doc.text[tail_start:])
-    return Context(ELLIPSIS.join(parts), tuple(chosen))
+    head = doc.text[:head_end] if doc is not None else ""
+    tail = doc.text[tail_start:] if doc is not None and head_end < tail_start < len(doc.text) else ""
+    return Context(quote(head, [s.text for s in chosen], tail), tuple(chosen), head_end, tail_start)
+
+
+def quote(head: str, snippets: Sequence[str], tail: str = "") -> str:
+    """Context text: ``head``, the snippets marked ``[n]``, then ``tail``, the pieces joined by '...'. The one
+    layout of retrieved context, shared by prompts and the training examples that imitate them."""
+    parts = [head] if head else []
+    parts += [f"[{i}] {text}" for i, text in enumerate(snippets, start=1)]
+    if tail:
+        parts.append(tail)
+    return ELLIPSIS.join(parts)
 
 
 def fit(

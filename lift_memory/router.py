@@ -11,11 +11,11 @@ route       adapter on model   in the prompt
 ``hybrid``  the document's     retrieved snippets and the document's head and tail
 ==========  =================  =======================================================
 
-``mode="auto"`` picks per question: a document that fits the window is read whole (``icl``); otherwise the
-retrieval evidence decides how the context budget is split between snippets and head/tail — a verbatim
-phrase match or a distinctive BM25 hit earns the snippets most of it, weak evidence leaves most to the
-document's ends and the adapter; when one snippet stands out, the filler among the other hits stays out
-of the prompt (:func:`focus`). With no adapter it answers by ``rag``; with no hits, by ``lift``.
+``mode="auto"`` picks per question: a document that fits the window is read whole (``icl``); otherwise
+``hybrid``, and the retrieval evidence decides its prompt — when one snippet stands out (a verbatim phrase
+match or a distinctive BM25 hit) the prompt holds only it and any other close hit (:func:`focus`), no head
+and tail, since a small model copies whatever filler sits nearest; weaker evidence splits the budget between
+the snippets and the document's ends. With no adapter it answers by ``rag``; with no hits, by ``lift``.
 
 The router knows only two protocols, :class:`Retriever` and :class:`Answerer`; nothing about models,
 tokenizers or Chroma.
@@ -64,6 +64,9 @@ class Plan:
     snippet_share: float = 0.0
     notes: tuple[str, ...] = field(default_factory=tuple)
     retrieve_seconds: float = 0.0
+    ends: bool = True
+    """Whether the prompt shows the document's head and tail beside the snippets (``icl``, ``lift``,
+    ``hybrid`` on weak evidence); ``rag``, and ``hybrid`` when a snippet stands out, show snippets only."""
 
 
 DENSE_CLOSE = 0.5
@@ -139,12 +142,13 @@ class Router:
             doc_id = snippets[0].doc_id  # the best hit's document lends its adapter and its ends
         notes = [] if doc_id is None or snippets or not needs_retrieval else ["retrieval found nothing"]
         share, why = evidence(snippets)
+        standout = _standout(snippets) is not None if snippets else False
         kept = focus(snippets)
         if len(kept) < len(snippets):
             why += f"; kept {len(kept)} of {len(snippets)} snippets"
         adapter = doc_id if doc_id is not None and self.answerer.has_adapter(doc_id) else None
 
-        def make(route: str, *, use_adapter: bool, snippet_share: float, note: str) -> Plan:
+        def make(route: str, *, use_adapter: bool, snippet_share: float, note: str, ends: bool = True) -> Plan:
             if route in ("icl", "lift") and doc_id is None:
                 raise ConfigError(f"mode {route!r} needs a document: pass doc_id (retrieval found none)")
             if route == "lift" and adapter is None:
@@ -160,6 +164,7 @@ class Router:
                 snippet_share=snippet_share,
                 notes=(*notes, note),
                 retrieve_seconds=seconds,
+                ends=ends and route != "rag",
             )
 
         if mode == "icl":
@@ -169,6 +174,9 @@ class Router:
         if mode == "rag":
             return make("rag", use_adapter=False, snippet_share=1.0, note=f"mode rag: snippets only ({why})")
         if mode == "hybrid":
+            if standout:
+                note = f"mode hybrid: snippets only, no head and tail ({why})"
+                return make("hybrid", use_adapter=True, snippet_share=1.0, note=note, ends=False)
             share = max(share, 0.5) if snippets else 0.0
             note = f"mode hybrid: {share:.0%} of the context for snippets ({why})"
             return make("hybrid", use_adapter=True, snippet_share=share, note=note)
@@ -187,6 +195,9 @@ class Router:
             return make("rag", use_adapter=False, snippet_share=1.0, note=f"auto: no adapter, snippets only ({why})")
         if not snippets:
             return make("lift", use_adapter=True, snippet_share=0.0, note="auto: no hits, adapter and document ends")
+        if standout:
+            note = f"auto: snippets only, no head and tail ({why})"
+            return make("hybrid", use_adapter=True, snippet_share=1.0, note=note, ends=False)
         return make("hybrid", use_adapter=True, snippet_share=share, note=f"auto: {share:.0%} for snippets ({why})")
 
     def ask(self, question: str, doc_id: str | None = None, mode: str = "auto") -> Answer:

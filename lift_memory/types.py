@@ -132,5 +132,9 @@ class Answer:
     generated_tokens: int = 0
     timings: dict[str, float] = field(default_factory=dict)
     notes: tuple[str, ...] = ()
+    coverage: float | None = None
+    """Fraction of the answering document's tokens that the prompt showed (its ends and its snippets); None
+    when no document answered. Below 1, the rest came from the adapter (``lift``, ``hybrid``) or was not read
+    at all (``icl``, ``rag``)."""
 
     to_dict = _to_dict

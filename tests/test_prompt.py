@@ -73,6 +73,23 @@ def test_snippets_the_ends_already_show_give_their_room_back(tok):
     assert assemble(doc, "d", [first], 120, 0.5, _count(tok)) == plain  # as if it had never been retrieved
 
 
+def test_coverage_counts_what_the_prompt_shows_of_the_document(tok):
+    doc = tokenize(DOC, tok)
+    whole = assemble(doc, "d", [], len(doc) + 10, 0.0, _count(tok))
+    assert whole.text == DOC and whole.coverage(doc, "d") == 1.0
+    ends = assemble(doc, "d", [], 40, 0.0, _count(tok))
+    assert ends.coverage(doc, "d") == pytest.approx(40 / len(doc), abs=2 / len(doc))
+    middle = _snippets(tok)[len(_snippets(tok)) // 2]
+    both = assemble(doc, "d", [middle], 80, 0.5, _count(tok))
+    shown = doc.token_at(middle.char_end) - doc.token_at(middle.char_start)
+    ends_budget = 80 - (_count(tok)(middle.text) + 4)  # what the snippet (and its marker) leaves to the ends
+    assert both.coverage(doc, "d") == pytest.approx((ends_budget + shown) / len(doc), abs=3 / len(doc))
+    assert assemble(None, None, [middle], 80, 1.0, _count(tok)).coverage(doc, "d") == pytest.approx(
+        shown / len(doc), abs=1e-4
+    )
+    assert assemble(None, None, [middle], 80, 1.0, _count(tok)).coverage(doc, "other") == 0.0
+
+
 def test_an_oversized_snippet_is_cut_to_fit(tok):
     big = _snippets(tok, size=200)[0]
     context = assemble(None, None, [big], 30, 1.0, _count(tok))

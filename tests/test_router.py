@@ -81,10 +81,19 @@ def test_auto_reads_a_fitting_document_whole():
     assert (plan.route, plan.adapter, plan.snippets) == ("icl", None, ())
 
 
-def test_auto_gives_strong_evidence_most_of_the_budget():
-    plan = Router(Retriever([snip(phrase=1.0)]), Answerer()).plan("q", "d")
-    assert plan.route == "hybrid" and plan.adapter == "d" and plan.snippet_share == 0.8
-    assert plan.snippets and "verbatim" in plan.notes[-1]
+@pytest.mark.parametrize("mode", ["auto", "hybrid"])
+def test_a_standout_snippet_is_shown_alone_to_the_adapted_model(mode):
+    # Measured on SmolLM2: the document's head and tail next to a standout snippet are filler the model
+    # copies from; without them hybrid answered 14 of 16 held-out questions, with them 12, rag 9.
+    for hits in ([snip(phrase=1.0)], [snip(bm25=9.0), snip(start=20, bm25=3.0)]):
+        plan = Router(Retriever(hits), Answerer()).plan("q", "d", mode)
+        assert plan.route == "hybrid" and plan.adapter == "d" and plan.snippet_share == 1.0 and not plan.ends
+        assert plan.snippets and "no head and tail" in plan.notes[-1]
+
+
+def test_weak_evidence_shares_the_budget_with_the_documents_ends():
+    plan = Router(Retriever([snip(dense=0.62), snip(start=20, dense=0.6)]), Answerer()).plan("q", "d")
+    assert plan.route == "hybrid" and plan.ends and plan.snippet_share == 0.5 and len(plan.snippets) == 2
 
 
 def test_auto_without_hits_answers_from_the_adapter():

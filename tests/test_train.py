@@ -142,6 +142,8 @@ def test_zero_weight_tasks_are_not_trained(tiny_model_dir):
 def test_learning_rate_defaults_depend_on_the_model(tiny_model_dir):
     assert TrainConfig().resolved(builtin=True).learning_rate == 4e-3
     assert TrainConfig().resolved(builtin=False).learning_rate == 3e-4
+    assert TrainConfig().resolved(builtin=False, params=135_000_000).learning_rate == 2e-3
+    assert TrainConfig().resolved(builtin=False, params=8_000_000_000).learning_rate == 3e-4
     assert TrainConfig(learning_rate=1e-5).resolved(builtin=True).learning_rate == 1e-5
     _, adapter = _fresh(tiny_model_dir)
     with pytest.raises(ConfigError, match="learning_rate is None"):
@@ -167,3 +169,26 @@ def test_a_resumed_run_ends_exactly_where_an_uninterrupted_one_does(tiny_model_d
     assert stats.steps == 8 and stats.stop_reason == "max_steps"
     a, b = straight.state_dict(), resumed.state_dict()
     assert all(torch.equal(a[k], b[k]) for k in a)
+
+
+@pytest.mark.parametrize(
+    "settings",
+    [
+        {"micro_batch_tokens": 64, "checkpoint_activations": "never"},
+        {"micro_batch_tokens": 32, "checkpoint_activations": "auto"},  # the 41-token examples alone exceed it
+        {"micro_batch_tokens": 64, "checkpoint_activations": "always"},
+    ],
+)
+def test_micro_batches_and_checkpointing_train_exactly_like_one_pass(tiny_model_dir, settings):
+    # Same loss and the same update, up to float rounding: gradient accumulation scales each micro-batch by
+    # the whole mini-batch's token counts, checkpointing only recomputes, sliced logits only split the loss.
+    base = TrainConfig(learning_rate=1e-3, max_steps=3, batch_tokens=256, plateau_patience=None, warmup_steps=0)
+    runs = []
+    for config in (base.model_copy(update={"micro_batch_tokens": None}), base.model_copy(update=settings)):
+        _, adapter = _fresh(tiny_model_dir)
+        stats = Trainer(adapter.model, adapter.parameters(), config, pad_id=2, progress=False).fit(_examples())
+        runs.append((stats, adapter.state_dict()))
+    (one, state_one), (split, state_split) = runs
+    assert split.tokens == one.tokens and split.final_loss == pytest.approx(one.final_loss, rel=1e-4)
+    assert all(torch.allclose(state_one[k], state_split[k], atol=1e-6) for k in state_one)
+    assert any(not torch.equal(state_one[k], adapter._initial[k]) for k in state_one)

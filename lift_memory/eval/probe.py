@@ -1,7 +1,7 @@
 """Probes of parametric memory, for the demo and the benchmarks.
 
 :class:`RecallProbe` is a trainer callback: every few steps it asks the adapter *as it is being trained*
-to continue a needle's prefix from a bare prompt, and records the training time (probe time excluded) at
+to continue a needle's prefix (or to answer its question) from a bare prompt, and records the training time (probe time excluded) at
 which the needle first came back. :func:`run_demo` memorizes a haystack with a needle and reports the
 before/after figures that ``lift-memory demo`` prints.
 """
@@ -17,16 +17,22 @@ from lift_memory.eval.niah.haystack import Needle, build_haystack, corpus_texts,
 from lift_memory.eval.niah.scoring import keyword_score
 
 
-def bare_completion(memory, prompt: str, max_new_tokens: int = 24) -> str:
-    """Greedy continuation of ``prompt`` by the model with whatever weights are in the adapter slot now."""
+def bare_completion(memory, prompt: str, max_new_tokens: int = 24, *, question: bool = False) -> str:
+    """Greedy continuation of ``prompt`` by the model with whatever weights are in the adapter slot now;
+    ``question``: ``prompt`` is a question, rendered as a prompt with no context (the chat template's user
+    turn where there is one)."""
     from lift_memory.generate import generate_ids
+    from lift_memory.prompt import render
 
     eng = memory.engine
     model = eng.adapter.model
     was_training = model.training
     model.eval()
     try:
-        ids = list(eng.base.prefix_ids) + eng.tokenizer(prompt, add_special_tokens=False)["input_ids"]
+        if question:
+            ids = render(eng.tokenizer, "", prompt, eng.base.prefix_ids)
+        else:
+            ids = list(eng.base.prefix_ids) + eng.tokenizer(prompt, add_special_tokens=False)["input_ids"]
         out = generate_ids(model, ids, GenerationConfig(max_new_tokens=max_new_tokens), eng.base.eos_ids)
         return eng.tokenizer.decode(list(out), skip_special_tokens=True)
     finally:
@@ -53,23 +59,36 @@ def kl_from_base(memory, text: str, doc_id: str | None = None) -> float:
     return float((base.exp() * (base - adapted)).sum(-1).mean())
 
 
-def task_accuracy(memory, tasks, doc_id: str | None = None, max_new_tokens: int = 8) -> float:
-    """Fraction of ``tasks`` whose answer appears in the model's greedy reply to the task's prompt, rendered
-    exactly as in training (with ``doc_id``'s adapter; None: the base model)."""
+def expected_answer(task) -> str:
+    """What a reply to ``task`` must contain: for a recall task the span its blank hides (its answer is the whole
+    sentence, restored), else its whole answer."""
+    from lift_memory.tasks.extractive import BLANK
+
+    if task.kind == "recall" and BLANK in task.prompt:
+        head, _, tail = task.prompt.split("\n", 1)[-1].partition(BLANK)
+        if task.answer.startswith(head) and task.answer.endswith(tail):
+            return task.answer[len(head) : len(task.answer) - len(tail)].strip('"')
+    return task.answer.strip('"')
+
+
+def task_accuracy(memory, tasks, doc_id: str | None = None) -> float:
+    """Fraction of ``tasks`` whose expected answer (:func:`expected_answer`) appears in the model's greedy reply
+    to the task's prompt, rendered exactly as in training (with ``doc_id``'s adapter; None: the base model).
+    Each reply may run a few tokens past the length of the task's answer."""
     from lift_memory.generate import generate_ids
     from lift_memory.tasks.formats import TaskRenderer
 
     eng = memory.engine
     renderer = TaskRenderer(eng.tokenizer, eng.base.prefix_ids, None)
-    config = GenerationConfig(max_new_tokens=max_new_tokens)
     hits = 0
     with eng.lock, eng.use(doc_id):
         for task in tasks:
             example = renderer.example(task)
+            config = GenerationConfig(max_new_tokens=len(example.input_ids) - example.loss_start + 4)
             reply = generate_ids(
                 eng.adapter.model, list(example.input_ids[: example.loss_start]), config, eng.base.eos_ids
             )
-            hits += task.answer.strip('"') in eng.tokenizer.decode(list(reply), skip_special_tokens=True)
+            hits += expected_answer(task) in eng.tokenizer.decode(list(reply), skip_special_tokens=True)
     return round(hits / max(len(tasks), 1), 3)
 
 
@@ -82,20 +101,25 @@ class RecallProbe:
         needle: what to recall.
         every: probe every this many steps.
         stop_on_recall: ask the trainer to stop once recalled.
+        question: ask the needle's question (instruct models) instead of continuing its prefix.
     """
 
     memory: Any
     needle: Needle
     every: int = 10
     stop_on_recall: bool = False
+    question: bool = False
     recalled_at_step: int | None = None
     recalled_at_seconds: float | None = None
     history: list[tuple[int, float, float]] = field(default_factory=list)
+    last_answer: str = ""
 
     def __call__(self, info) -> bool:
         if info.step % self.every or self.recalled_at_step is not None:
             return False
-        score = keyword_score(bare_completion(self.memory, self.needle.prefix), self.needle.keywords)
+        prompt = self.needle.question if self.question else self.needle.prefix
+        said = self.last_answer = bare_completion(self.memory, prompt, question=self.question)
+        score = keyword_score(said, self.needle.keywords)
         self.history.append((info.step, round(info.seconds, 2), score))
         if score == 1.0:
             self.recalled_at_step, self.recalled_at_seconds = info.step, round(info.seconds, 2)
@@ -136,4 +160,29 @@ def run_demo(memory, *, tokens: int = 8192, depth: float = 0.5, needle: Needle |
         "completion_after": said_after,
         "recall_before": keyword_score(said_before, needle.keywords),
         "recall_after": keyword_score(said_after, needle.keywords),
+    }
+
+
+def compare_routes(
+    memory, text: str, question: str, *, doc_id: str = "demo-routes", modes=("icl", "lift", "rag", "hybrid", "auto")
+) -> dict[str, Any]:
+    """Memorize ``text`` (adapter and index) and answer ``question`` by every route in ``modes``.
+
+    Returns a JSON-ready dict: the document's length against the window, training time, and per mode the
+    answer, the route taken, and how much of the document the prompt showed.
+    """
+    record = memory.memorize(text, doc_id=doc_id, title="route comparison", replace=True, train=True)
+    answers = {}
+    for mode in modes:
+        answer = memory.ask(question, doc_id, mode=mode)
+        answers[mode] = {"text": answer.text.strip(), "route": answer.route, "coverage": answer.coverage}
+    stats = record.train
+    return {
+        "model": memory.config.model.name,
+        "window": memory.engine.base.context_window,
+        "document_tokens": record.n_tokens,
+        "train_seconds": stats.seconds if stats else 0.0,
+        "train_steps": stats.steps if stats else 0,
+        "question": question,
+        "answers": answers,
     }

@@ -13,6 +13,7 @@ The trainer knows parameters and examples; it knows nothing about adapters, docu
 
 from __future__ import annotations
 
+import contextlib
 import random
 import time
 from collections.abc import Callable, Sequence
@@ -21,6 +22,7 @@ from typing import Protocol, runtime_checkable
 
 from lift_memory.config import TrainConfig
 from lift_memory.errors import ConfigError
+from lift_memory.forward import Checkpointing, run, split_head
 from lift_memory.train.collate import IGNORE, Batch, collate, plan_batches
 from lift_memory.types import TrainingExample, TrainStats
 
@@ -90,6 +92,48 @@ class _Plateau:
         return self.patience is not None and self.since >= self.patience
 
 
+def next_token_targets(labels):
+    """(B, T) targets: position t predicts label t+1 (``IGNORE`` past the end). Shifting the labels instead of
+    slicing the logits avoids copying the (large) logits."""
+    import torch
+
+    return torch.cat([labels[:, 1:], labels.new_full((labels.size(0), 1), IGNORE)], dim=1)
+
+
+def task_sums(logits, targets, tasks, k: int):
+    """Per-task sums of token losses, and per-task token counts.
+
+    Args:
+        logits: (B, T, V) next-token logits.
+        targets: (B, T) the token each position predicts (:func:`next_token_targets`), ``IGNORE`` where no
+            loss is taken.
+        tasks: (B,) task index of each row.
+        k: number of tasks.
+
+    Returns:
+        (sums (K,), counts (K,)).
+    """
+    import torch
+    import torch.nn.functional as F
+
+    flat = F.cross_entropy(
+        logits.reshape(-1, logits.size(-1)).float(), targets.reshape(-1), ignore_index=IGNORE, reduction="none"
+    )
+    valid = targets.reshape(-1) != IGNORE
+    row_task = tasks[:, None].expand_as(targets).reshape(-1)[valid]  # (N,)
+    sums = torch.zeros(k, device=flat.device).index_add_(0, row_task, flat[valid])
+    counts = torch.zeros(k, device=flat.device).index_add_(0, row_task, torch.ones_like(flat[valid]))
+    return sums, counts
+
+
+def task_counts(labels, tasks, k: int):
+    """Per-task counts of the tokens that carry a loss, (K,), without running the model."""
+    import torch
+
+    valid = (labels[:, 1:] != IGNORE).sum(1).float()  # (B,)
+    return torch.zeros(k, device=labels.device).index_add_(0, tasks, valid)
+
+
 def task_losses(logits, labels, tasks, weights):
     """Weighted mean over tasks of each task's mean token loss.
 
@@ -102,21 +146,24 @@ def task_losses(logits, labels, tasks, weights):
     Returns:
         (loss, per-task mean losses (K,), per-task token counts (K,)).
     """
-    import torch
-    import torch.nn.functional as F
-
-    target = labels[:, 1:]  # (B, T-1)
-    flat = F.cross_entropy(
-        logits[:, :-1].reshape(-1, logits.size(-1)).float(), target.reshape(-1), ignore_index=IGNORE, reduction="none"
-    )
-    valid = target.reshape(-1) != IGNORE
-    row_task = tasks[:, None].expand_as(target).reshape(-1)[valid]  # (N,)
-    k = weights.numel()
-    sums = torch.zeros(k, device=flat.device).index_add_(0, row_task, flat[valid])
-    counts = torch.zeros(k, device=flat.device).index_add_(0, row_task, torch.ones_like(flat[valid]))
+    sums, counts = task_sums(logits, next_token_targets(labels), tasks, weights.numel())
     means = sums / counts.clamp(min=1)
     w = weights * (counts > 0)
     return (means * w).sum() / w.sum().clamp(min=1e-12), means.detach(), counts
+
+
+def split_micro(group: Sequence[TrainingExample], micro_tokens: int | None) -> list[list[TrainingExample]]:
+    """``group`` (similar lengths, as planned) cut into runs of at most ``micro_tokens`` padded tokens; each
+    run is one forward/backward pass, their gradients accumulate into one optimizer step."""
+    if micro_tokens is None:
+        return [list(group)]
+    ordered = sorted(group, key=len)
+    runs: list[list[TrainingExample]] = [[]]
+    for e in ordered:
+        if runs[-1] and len(e) * (len(runs[-1]) + 1) > micro_tokens:
+            runs.append([])
+        runs[-1].append(e)
+    return runs
 
 
 class Trainer:
@@ -234,43 +281,43 @@ class Trainer:
 
         self.model.train()
         try:
-            for group in self._batches(examples, rng):
-                for e in group:
-                    seen[e.task] = seen.get(e.task, 0) + 1
-                    if e.task not in index:
-                        index[e.task] = len(names)
-                        names.append(e.task)
-                        weights = torch.tensor([self.weight(n) for n in names], device=device)
-                if skip:  # replaying the batches a resumed run already trained on
-                    skip -= 1
-                    continue
-                started = time.perf_counter()
-                batch = _to(collate(group, self.pad_id, index), device)
-                logits = self.model(input_ids=batch.input_ids, attention_mask=batch.attention_mask).logits
-                loss, means, counts = task_losses(logits, batch.labels, batch.tasks, weights)
-                loss.backward()
-                if c.grad_clip is not None:
-                    torch.nn.utils.clip_grad_norm_(self.parameters, c.grad_clip)
-                lr = opt.param_groups[0]["lr"]
-                opt.step()
-                sched.step()
-                opt.zero_grad(set_to_none=True)
-                loss_value = loss.item()
-                step, tokens = step + 1, tokens + batch.n_tokens
-                seconds += time.perf_counter() - started
-                last_by_task.update({names[i]: round(means[i].item(), 4) for i in range(len(names)) if counts[i] > 0})
-                info = StepInfo(step, loss_value, lr, tokens, tokens / seconds, seconds, dict(last_by_task))
-                bar.update()
-                bar.set_postfix(loss=f"{loss_value:.3f}", tok_s=f"{info.tokens_per_second:.0f}", refresh=False)
-                reason = self._stop_reason(info, plateau.update(loss_value))
-                if any([cb(info) for cb in self.callbacks]):
-                    reason = reason or "callback"
-                if on_checkpoint is not None and checkpoint_every and (reason or step % checkpoint_every == 0):
-                    on_checkpoint(checkpoint())
-                if reason:
-                    break
-            else:
-                reason = "no examples" if step == 0 else "exhausted"
+            with self._checkpointing() as ckpt:
+                for group in self._batches(examples, rng):
+                    for e in group:
+                        seen[e.task] = seen.get(e.task, 0) + 1
+                        if e.task not in index:
+                            index[e.task] = len(names)
+                            names.append(e.task)
+                            weights = torch.tensor([self.weight(n) for n in names], device=device)
+                    if skip:  # replaying the batches a resumed run already trained on
+                        skip -= 1
+                        continue
+                    started = time.perf_counter()
+                    loss, means, counts, n_tokens = self._step(group, index, weights, ckpt)
+                    if c.grad_clip is not None:
+                        torch.nn.utils.clip_grad_norm_(self.parameters, c.grad_clip)
+                    lr = opt.param_groups[0]["lr"]
+                    opt.step()
+                    sched.step()
+                    opt.zero_grad(set_to_none=True)
+                    loss_value = loss.item()
+                    step, tokens = step + 1, tokens + n_tokens
+                    seconds += time.perf_counter() - started
+                    last_by_task.update(
+                        {names[i]: round(means[i].item(), 4) for i in range(len(names)) if counts[i] > 0}
+                    )
+                    info = StepInfo(step, loss_value, lr, tokens, tokens / seconds, seconds, dict(last_by_task))
+                    bar.update()
+                    bar.set_postfix(loss=f"{loss_value:.3f}", tok_s=f"{info.tokens_per_second:.0f}", refresh=False)
+                    reason = self._stop_reason(info, plateau.update(loss_value))
+                    if any([cb(info) for cb in self.callbacks]):
+                        reason = reason or "callback"
+                    if on_checkpoint is not None and checkpoint_every and (reason or step % checkpoint_every == 0):
+                        on_checkpoint(checkpoint())
+                    if reason:
+                        break
+                else:
+                    reason = "no examples" if step == 0 else "exhausted"
         finally:
             bar.close()
             self.model.eval()
@@ -285,6 +332,59 @@ class Trainer:
             examples_by_task=seen,
         )
 
+    def _checkpointing(self):
+        """Activation checkpointing for this run (a no-op context when the config turns it off)."""
+        if self.config.checkpoint_activations == "never":
+            return contextlib.nullcontext(None)
+        return Checkpointing(self.model)
+
+    def _step(self, group: Sequence[TrainingExample], index: dict[str, int], weights, ckpt):
+        """Forward and backward one mini-batch in micro-batches; gradients accumulate in the parameters.
+
+        The loss is exactly the mini-batch's weighted mean of per-task mean token losses: each micro-batch's
+        per-task sums are scaled by the token counts of the whole mini-batch before its backward pass.
+
+        Returns:
+            (loss, per-task mean losses (K,), per-task token counts (K,), real tokens).
+        """
+        import torch
+
+        device = weights.device
+        micro = [
+            _to(collate(c, self.pad_id, index), device) for c in split_micro(group, self.config.micro_batch_tokens)
+        ]
+        k = weights.numel()
+        counts = sum(task_counts(b.labels, b.tasks, k) for b in micro)  # (K,) over the whole mini-batch
+        w = weights * (counts > 0)
+        scale = w / counts.clamp(min=1) / w.sum().clamp(min=1e-12)  # loss = sum_k scale_k * sums_k
+        sums = torch.zeros(k, device=device)
+        for b in micro:
+            part = self._pass(b, k, ckpt)
+            (part * scale).sum().backward()
+            sums += part.detach()
+        return (sums * scale).sum(), sums / counts.clamp(min=1), counts, sum(b.n_tokens for b in micro)
+
+    def _pass(self, batch: Batch, k: int, ckpt: Checkpointing | None):
+        """Forward one micro-batch; return its per-task loss sums (K,), with the graph for backward.
+
+        Logits are computed only from the first position that predicts a labelled token: a task's prompt
+        needs none, and the (tokens x vocabulary) projection is a large share of the cost. A pass longer than
+        ``micro_batch_tokens`` (one example that alone exceeds it) is checkpointed ("auto"; "always": every
+        pass), and its loss is computed a slice of positions at a time, so that peak memory stays bounded.
+        """
+        c = self.config
+        targets = next_token_targets(batch.labels)
+        labelled = (targets != IGNORE).any(0).nonzero()
+        first = int(labelled[0]) if len(labelled) else targets.size(1) - 1
+        long = c.micro_batch_tokens is not None and batch.input_ids.numel() > c.micro_batch_tokens
+        if ckpt is not None:
+            ckpt.use(c.checkpoint_activations == "always" or long)
+        if long and ckpt is not None and (parts := split_head(self.model)) is not None:
+            return _sliced_sums(parts, batch, targets, first, k, c.micro_batch_tokens // batch.input_ids.size(0))
+        keep = targets.size(1) - first
+        logits, _ = run(self.model, batch.input_ids, attention_mask=batch.attention_mask, keep=keep)
+        return task_sums(logits, targets[:, first:], batch.tasks, k)[0]
+
     def _stop_reason(self, info: StepInfo, plateaued: bool) -> str:
         c = self.config
         if c.max_steps is not None and info.step >= c.max_steps:
@@ -296,6 +396,25 @@ class Trainer:
         if plateaued and info.step > c.warmup_steps:
             return "plateau"
         return ""
+
+
+def _sliced_sums(parts, batch: Batch, targets, first: int, k: int, width: int):
+    """Per-task loss sums of a long pass, the head and loss run ``width`` positions at a time, each slice
+    checkpointed: only the decoder's hidden states stay alive, never the (tokens x vocabulary) logits."""
+    import torch
+    from torch.utils.checkpoint import checkpoint
+
+    decoder, head = parts
+    hidden = decoder(input_ids=batch.input_ids, attention_mask=batch.attention_mask, use_cache=False)[0]  # (B,T,H)
+
+    def slice_sums(h, y):
+        return task_sums(head(h), y, batch.tasks, k)[0]
+
+    sums = torch.zeros(k, device=hidden.device)
+    for start in range(first, targets.size(1), max(1, width)):
+        end = start + max(1, width)
+        sums = sums + checkpoint(slice_sums, hidden[:, start:end], targets[:, start:end], use_reentrant=False)
+    return sums
 
 
 def _to(batch: Batch, device) -> Batch:

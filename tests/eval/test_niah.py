@@ -127,3 +127,39 @@ def test_summary_counts_cells_where_hybrid_wins():
         for m, s in [("lift", 0.5), ("rag", 1.0), ("hybrid", 1.0), ("icl", 0.0)]
     ]
     assert "hybrid ≥ max(lift, rag) in 1 of 1 cells" in summary(rows)
+
+
+def test_a_cell_trains_only_when_a_method_reads_the_adapter(tmp_path, tiny_model_dir, fast_config):
+    small = fast_config.model_copy(update={"model": fast_config.model.model_copy(update={"context_window": 128})})
+    memory = LiftMemory(
+        small, root=tmp_path / "mem", model=str(tiny_model_dir), embedder=HashEmbedder(), progress=False
+    )
+    config = NIAHConfig(
+        lengths=[400], depths=[0.5], methods=["icl", "rag"], model=str(tiny_model_dir), max_new_tokens=4
+    )
+    rows = run_grid(config, tmp_path / "out", memory=memory, progress=False)
+    assert rows and all(r["doc_tokens"] > 128 for r in rows)  # longer than the window, yet:
+    assert all(not r["trained"] and r["train_steps"] == 0 for r in rows)
+    config = config.model_copy(update={"methods": ["lift"]})
+    (row,) = run_grid(config, tmp_path / "out", memory=memory, progress=False)
+    assert row["trained"] and row["train_steps"] > 0
+
+
+def test_the_window_cap_reaches_the_model(tmp_path, tiny_model_dir):
+    config = NIAHConfig(lengths=[300], depths=[0.5], methods=["icl"], model=str(tiny_model_dir), window=96)
+    (row,) = run_grid(config, tmp_path / "out", progress=False)
+    assert row["window"] == 96 and row["doc_tokens"] >= 290 and not row["trained"]
+
+
+def test_a_widened_grid_runs_only_its_new_cells(tmp_path, tiny_model_dir, fast_config):
+    memory = LiftMemory(
+        fast_config, root=tmp_path / "mem", model=str(tiny_model_dir), embedder=HashEmbedder(), progress=False
+    )
+    narrow = NIAHConfig(lengths=[200], depths=[0.5], methods=["icl"], model=str(tiny_model_dir), max_new_tokens=4)
+    (first,) = run_grid(narrow, tmp_path / "out", memory=memory, progress=False)
+    wide = narrow.model_copy(update={"lengths": [200, 300], "methods": ["icl", "rag"]})
+    assert wide.run_id() == narrow.run_id() != narrow.model_copy(update={"max_steps": 7}).run_id()
+    rows = run_grid(wide, tmp_path / "out", memory=memory, progress=False)
+    assert sorted((r["length"], r["method"]) for r in rows) == [(200, "icl"), (200, "rag"), (300, "icl"), (300, "rag")]
+    assert first in rows  # reused as it was, not run again
+    assert run_grid(narrow, tmp_path / "out", memory=memory, progress=False) == [first]  # only its own cells

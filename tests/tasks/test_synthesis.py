@@ -8,7 +8,15 @@ import pytest
 from langchain_core.language_models.fake_chat_models import FakeListChatModel
 from pydantic import Field
 
-from lift_memory.tasks.extractive import BLANK, ExtractiveGenerator, order_tasks, recall_tasks, sentences
+from lift_memory.tasks.extractive import (
+    BLANK,
+    ExtractiveGenerator,
+    order_tasks,
+    question_for,
+    question_tasks,
+    recall_tasks,
+    sentences,
+)
 from lift_memory.tasks.llm import ChatModelGenerator, locate, parse_pairs
 from lift_memory.tasks.pipeline import GenerationRejected, TaskStream
 from lift_memory.tokens import TokenCounter
@@ -20,14 +28,36 @@ DOC = (
 ) * 3
 
 
-def test_recall_tasks_mask_a_salient_span_that_is_in_the_document():
+def test_recall_tasks_mask_a_salient_span_and_answer_with_the_whole_sentence():
     tasks = recall_tasks(DOC)
     assert tasks and all(t.kind == "recall" and BLANK in t.prompt for t in tasks)
-    answers = {t.answer for t in tasks}
-    assert {"1998-04-12", '"VX-7731"', "42", "Marie Dubois", "2004"} <= answers
+    masked = {}
     for t in tasks:
-        assert DOC[t.evidence_start : t.evidence_end] == t.answer
-        assert t.prompt.replace(BLANK, t.answer).split("\n", 1)[1] in DOC  # filled in, it is the sentence
+        sentence = t.prompt.split("\n", 1)[1]
+        head, tail = sentence.split(BLANK)
+        assert DOC[t.evidence_start : t.evidence_end] == t.answer  # the answer is the sentence, as written
+        assert t.answer.startswith(head) and t.answer.endswith(tail)
+        masked[t.answer[len(head) : len(t.answer) - len(tail)]] = t
+    assert {"1998-04-12", '"VX-7731"', "42", "Marie Dubois", "2004"} <= set(masked)
+
+
+def test_question_tasks_ask_what_a_sentence_answers():
+    assert question_for("The vault code is a secret known to two people.") == "What is the vault code?"
+    assert (
+        question_for("The best thing to do in San Francisco is eat a sandwich and sit in Dolores Park.")
+        == "What is the best thing to do in San Francisco?"
+    )
+    assert question_for("Marie Dubois ran the archive for twenty years.") == (
+        "What does the document say about Marie Dubois?"
+    )
+    for unaskable in ["Too short here.", "If it rains we stay inside all day long.", "it was late in the day then."]:
+        assert question_for(unaskable) is None
+    text = "The roof is made of slate tiles from Wales. " + DOC
+    tasks = question_tasks(text)
+    assert tasks and all(t.kind == "question" and t.answer == text[t.evidence_start : t.evidence_end] for t in tasks)
+    assert "What is the roof?" in {t.prompt for t in tasks}
+    # DOC repeats itself: a question that several sentences would answer is dropped, not asked twice.
+    assert len({t.prompt for t in tasks}) == len(tasks)
 
 
 def test_order_tasks_are_deterministic_and_correct():
@@ -40,7 +70,8 @@ def test_order_tasks_are_deterministic_and_correct():
             second = t.prompt.split("\nB: ")[1]
             assert DOC.find(first) != DOC.find(second) or first == second
             # The answer names the passage whose evidence span starts the task's span.
-            assert DOC[t.evidence_start :].startswith(first if t.answer == "A" else second)
+            assert t.answer in ("Passage A comes first.", "Passage B comes first.")
+            assert DOC[t.evidence_start :].startswith(first if t.answer == "Passage A comes first." else second)
         else:
             passage = t.prompt.split("\n", 1)[1]
             i = next(i for i, (s, e) in enumerate(spans) if DOC[s:e].startswith(passage))
@@ -53,7 +84,7 @@ def test_extractive_generator_on_real_text():
     text = "\n\n".join(held_out_text())[:20000]
     tasks = asyncio.run(ExtractiveGenerator().agenerate(text, (0, len(text)), 0))
     kinds = {t.kind for t in tasks}
-    assert kinds == {"recall", "order"} and len(tasks) > 50
+    assert kinds == {"question", "recall", "order"} and len(tasks) > 50
     assert all(0 <= t.evidence_start < t.evidence_end <= len(text) for t in tasks)
 
 
@@ -183,3 +214,10 @@ def test_prompts_fit_the_writers_window():
     text = DOC * 10
     for unit in generator.plan(text):
         assert len(generator.prompt(text, unit).split()) <= 150
+
+
+def test_the_expected_answer_of_a_recall_task_is_the_span_its_blank_hides():
+    from lift_memory.eval.probe import expected_answer
+
+    spans = {expected_answer(t) for t in recall_tasks(DOC)}
+    assert {"1998-04-12", "VX-7731", "42", "Marie Dubois", "2004"} <= spans

@@ -73,7 +73,11 @@ class NIAHConfig(BaseModel):
     haystack_dir: str | None = None
     """Folder of .txt files for the haystack (default: Python documentation held out from builtin:tiny)."""
     model: str = "builtin:tiny"
-    """Base model."""
+    """Base model: ``builtin:tiny``, a packaged model (``smollm2-135m-instruct``), a ``.gguf`` file, a folder or a
+    hub id."""
+    window: int | None = Field(default=None, ge=32)
+    """Cap on the model's context window in tokens (None: the model's own). Haystacks longer than the window
+    are LIFT's setting: a short-context model and a long input."""
     max_steps: int = Field(default=300, ge=1)
     """Training budget per cell (optimizer steps)."""
     k: int = Field(default=5, ge=1)
@@ -90,8 +94,10 @@ class NIAHConfig(BaseModel):
         return depths
 
     def run_id(self) -> str:
-        """Identifies the configuration: results of another configuration are never mixed in."""
-        return hashlib.sha256(self.model_dump_json().encode()).hexdigest()[:12]
+        """Identifies what a cell's result depends on — everything but the grid's axes — so results of another
+        configuration are never mixed in, while a grid widened by lengths, depths or methods reuses its cells."""
+        settings = self.model_dump_json(exclude={"lengths", "depths", "methods"})
+        return hashlib.sha256(settings.encode()).hexdigest()[:12]
 
 
 def needle_depths(depth: float, n: int) -> list[float]:
@@ -134,7 +140,7 @@ def run_grid(
     judge: Callable[[str, str, Needle], float] | None = None,
     progress: bool = True,
 ) -> list[dict[str, Any]]:
-    """Run every cell of ``config`` not already in ``out/results.jsonl``; return all rows of this run.
+    """Run every cell of ``config`` not already in ``out/results.jsonl``; return the rows of its cells.
 
     Args:
         config: the grid.
@@ -147,7 +153,7 @@ def run_grid(
     from tqdm.auto import tqdm
 
     from lift_memory import LiftMemory, MemoryConfig
-    from lift_memory.config import TrainConfig
+    from lift_memory.config import ModelConfig, TrainConfig
 
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
@@ -156,8 +162,9 @@ def run_grid(
     results = out / "results.jsonl"
     done = {(r["length"], r["depth"], r["method"]) for r in load_results(results, run_id)}
     if memory is None:
-        train = TrainConfig(max_steps=config.max_steps)
-        memory = LiftMemory(MemoryConfig(train=train), root=out / "memory", model=config.model, progress=False)
+        model = ModelConfig(name=config.model, context_window=config.window)
+        settings = MemoryConfig(model=model, train=TrainConfig(max_steps=config.max_steps))
+        memory = LiftMemory(settings, root=out / "memory", progress=False)
     texts = corpus_texts(config.haystack_dir)
     needles = [n.needle() for n in config.needles]
     cells = [(length, depth) for length in config.lengths for depth in config.depths]
@@ -175,7 +182,8 @@ def run_grid(
                 sink.flush()
                 bar.update()
     bar.close()
-    return load_results(results, run_id)
+    wanted = {(length, depth, method) for length, depth in cells for method in config.methods}
+    return [r for r in load_results(results, run_id) if (r["length"], r["depth"], r["method"]) in wanted]
 
 
 def _cell(memory, config: NIAHConfig, texts, needles, length, depth, methods, judge) -> Iterator[dict[str, Any]]:
@@ -184,9 +192,11 @@ def _cell(memory, config: NIAHConfig, texts, needles, length, depth, methods, ju
     for needle, d in zip(needles, needle_depths(depth, len(needles)), strict=True):
         text, _ = insert_needle(text, needle.text, d, tok)
     doc_id = f"niah-{length}-{round(depth * 1000):04d}-{hashlib.sha256(text.encode()).hexdigest()[:8]}"
+    # Only lift and hybrid read the adapter: a cell without them trains nothing (and a document that fits
+    # the window is still read whole by icl and rag).
     needs_adapter = any(m in ("lift", "hybrid") for m in methods)
     started = time.perf_counter()
-    record = memory.memorize(text, doc_id=doc_id, replace=True, train=True if needs_adapter else None)
+    record = memory.memorize(text, doc_id=doc_id, replace=True, train=needs_adapter)
     memorize_seconds = round(time.perf_counter() - started, 2)
     for method in methods:
         prompts = [n.prefix if config.style == "completion" else n.question for n in needles]
@@ -209,6 +219,7 @@ def _cell(memory, config: NIAHConfig, texts, needles, length, depth, methods, ju
             "depth": depth,
             "method": method,
             "doc_tokens": record.n_tokens,
+            "window": memory.engine.base.context_window,
             "needles": len(needles),
             "score": round(sum(scores) / len(scores), 4),
             "scores": scores,
