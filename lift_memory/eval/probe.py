@@ -1,8 +1,8 @@
 """Probes of parametric memory, for the demo and the benchmarks.
 
 :class:`RecallProbe` is a trainer callback: every few steps it asks the adapter *as it is being trained*
-to continue a needle's prefix (or to answer its question) from a bare prompt, and records the training time (probe time excluded) at
-which the needle first came back. :func:`run_demo` memorizes a haystack with a needle and reports the
+to continue a needle's prefix (or to answer its question) from a bare prompt, and records the training time
+(probe time excluded) at which the needle first came back. :func:`run_demo` memorizes a haystack with a needle and reports the
 before/after figures that ``lift-memory demo`` prints.
 """
 
@@ -62,13 +62,10 @@ def kl_from_base(memory, text: str, doc_id: str | None = None) -> float:
 def expected_answer(task) -> str:
     """What a reply to ``task`` must contain: for a recall task the span its blank hides (its answer is the whole
     sentence, restored), else its whole answer."""
-    from lift_memory.tasks.extractive import BLANK
+    from lift_memory.tasks.extractive import masked_span
 
-    if task.kind == "recall" and BLANK in task.prompt:
-        head, _, tail = task.prompt.split("\n", 1)[-1].partition(BLANK)
-        if task.answer.startswith(head) and task.answer.endswith(tail):
-            return task.answer[len(head) : len(task.answer) - len(tail)].strip('"')
-    return task.answer.strip('"')
+    span = masked_span(task)
+    return (task.answer if span is None else span).strip('"')
 
 
 def task_accuracy(memory, tasks, doc_id: str | None = None) -> float:

@@ -25,6 +25,7 @@ from lift_memory.segment import sentence_starts
 from lift_memory.types import Task
 
 BLANK = "____"
+_FILL_IN = "Fill in the blank with the words from the document:"
 PROMPT_VERSION = "extractive-v2"
 # Most specific first: the first pattern that matches a sentence gives its span.
 _SALIENT = [
@@ -133,10 +134,21 @@ def recall_tasks(text: str, *, max_chars: int = 400) -> list[Task]:
             match = pattern.search(sentence)
             if match and len(match.group()) < len(sentence) // 2:
                 masked = sentence[: match.start()] + BLANK + sentence[match.end() :]
-                prompt = f"Fill in the blank with the words from the document:\n{masked}"
+                prompt = f"{_FILL_IN}\n{masked}"
                 tasks.append(Task("recall", prompt, " ".join(sentence.split()), start, end))
                 break
     return tasks
+
+
+def masked_span(task: Task) -> str | None:
+    """The span a recall task's blank hides (what restoring the sentence must put back); None for any other
+    task."""
+    if task.kind != "recall" or not task.prompt.startswith(_FILL_IN):
+        return None
+    head, blank, tail = task.prompt[len(_FILL_IN) + 1 :].partition(BLANK)
+    if not blank or not (task.answer.startswith(head) and task.answer.endswith(tail)):
+        return None
+    return task.answer[len(head) : len(task.answer) - len(tail)]
 
 
 def _excerpt(text: str, span: tuple[int, int], max_chars: int) -> str:

@@ -16,7 +16,7 @@ from __future__ import annotations
 import random
 from collections.abc import Callable, Sequence
 
-from lift_memory.prompt import quote
+from lift_memory.prompt import head_tail_span, quote
 from lift_memory.segment import TokenizedDocument
 from lift_memory.tasks.formats import TaskRenderer, excerpt
 from lift_memory.types import Task, TrainingExample
@@ -81,9 +81,9 @@ class TaskMixture:
 
     def _snippets(self, task: Task, rng: random.Random) -> str | None:
         """Context as the router shows retrieval hits for ``task``: a passage of ``snippet_tokens`` holding
-        the evidence and up to two other passages (as the budget allows), in document order; half the time between the document's
-        head and tail (as ``hybrid`` prompts), within ``context_tokens`` in all. None when the evidence is
-        longer than a passage."""
+        the evidence and up to two other passages (as the budget allows), in document order; half the time
+        between the document's head and tail (as ``hybrid`` prompts), within ``context_tokens`` in all. None
+        when the evidence is longer than a passage."""
         doc, size = self.doc, self.snippet_tokens
         first, last = doc.token_at(task.evidence_start), doc.token_at(max(task.evidence_end - 1, 0))
         if len(doc) <= size or last - first + 1 > size:
@@ -101,7 +101,8 @@ class TaskMixture:
         texts = [doc.text[slice(*doc.char_span(s, e))] for s, e in sorted(spans)]
         if not ends:
             return quote("", texts)
-        return quote(doc.text[: doc.offsets[end - 1][1]], texts, doc.text[doc.offsets[len(doc) - end][0] :])
+        head_end, tail_start = head_tail_span(doc, 2 * end)  # `end` tokens each, as the router cuts them
+        return quote(doc.text[:head_end], texts, doc.text[tail_start:])
 
 
 def window_tasks(windows, text: str) -> list[Task]:

@@ -147,9 +147,14 @@ def task_losses(logits, labels, tasks, weights):
         (loss, per-task mean losses (K,), per-task token counts (K,)).
     """
     sums, counts = task_sums(logits, next_token_targets(labels), tasks, weights.numel())
-    means = sums / counts.clamp(min=1)
+    return (sums * task_scale(weights, counts)).sum(), (sums / counts.clamp(min=1)).detach(), counts
+
+
+def task_scale(weights, counts):
+    """(K,) factors with loss = sum_k scale_k * sums_k: the weighted mean, over the tasks that have tokens, of
+    each task's mean token loss (``weights`` and token ``counts`` both (K,))."""
     w = weights * (counts > 0)
-    return (means * w).sum() / w.sum().clamp(min=1e-12), means.detach(), counts
+    return w / counts.clamp(min=1) / w.sum().clamp(min=1e-12)
 
 
 def split_micro(group: Sequence[TrainingExample], micro_tokens: int | None) -> list[list[TrainingExample]]:
@@ -355,8 +360,7 @@ class Trainer:
         ]
         k = weights.numel()
         counts = sum(task_counts(b.labels, b.tasks, k) for b in micro)  # (K,) over the whole mini-batch
-        w = weights * (counts > 0)
-        scale = w / counts.clamp(min=1) / w.sum().clamp(min=1e-12)  # loss = sum_k scale_k * sums_k
+        scale = task_scale(weights, counts)
         sums = torch.zeros(k, device=device)
         for b in micro:
             part = self._pass(b, k, ckpt)
