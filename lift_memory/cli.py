@@ -14,7 +14,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from lift_memory.errors import LiftMemoryError
+from lift_memory.errors import LiftMemoryError, first_line
 
 REAL_MODEL = "smollm2-135m-instruct"
 """The packaged real model the demo's second part runs on."""
@@ -68,7 +68,10 @@ def _cmd_rebuild(args: argparse.Namespace) -> None:
 
 
 def _cmd_list(args: argparse.Namespace) -> None:
-    records = _memory(args).list()
+    memory = _memory(args)
+    records = memory.list()
+    for message in memory.damaged().values():  # on stderr: stdout stays the list (and valid JSON)
+        print(f"lift-memory: warning: {message}", file=sys.stderr)
     rows = [f"{r.doc_id}\t{r.n_tokens} tokens\t{r.title or ''}\t{r.created}" for r in records]
     _emit(args, [r.to_dict() for r in records], "\n".join(rows) if rows else "no memories yet")
 
@@ -80,6 +83,27 @@ def _cmd_forget(args: argparse.Namespace) -> None:
 
 def _csv(kind):
     return lambda text: [kind(x) for x in text.split(",") if x.strip()]
+
+
+def _number(kind, low: float, high: float | None = None):
+    """An argparse type: ``kind`` within [low, high], else a usage error (exit 2) that names the range."""
+
+    def parse(text: str):
+        try:
+            value = kind(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"{text!r} is not a {kind.__name__}") from None
+        if value < low or (high is not None and value > high):
+            allowed = f">= {low}" if high is None else f"in [{low}, {high}]"
+            raise argparse.ArgumentTypeError(f"{text} is out of range: must be {allowed}")
+        return value
+
+    parse.__name__ = kind.__name__  # argparse names the type in its messages
+    return parse
+
+
+_COUNT = _number(int, 1)
+_FRACTION = _number(float, 0.0, 1.0)
 
 
 def _run_niah(args: argparse.Namespace, preset: str | None, out: str) -> dict:
@@ -221,7 +245,7 @@ def build_parser() -> argparse.ArgumentParser:
         "--model",
         help="base model: builtin:tiny (default), smollm2-135m-instruct (packaged), a .gguf file, a folder or a hub id",
     )
-    common.add_argument("--window", type=int, help="cap the model's context window (tokens)")
+    common.add_argument("--window", type=_number(int, 32), help="cap the model's context window (tokens)")
     common.add_argument("--json", action="store_true", help="print JSON on stdout")
     common.add_argument("-q", "--quiet", action="store_true", help="no progress bars")
     common.add_argument("--start", help="a pre-LIFT starting point (the folder `lift-memory prelift` wrote)")
@@ -244,15 +268,15 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("question")
     p.add_argument("--mode", default="auto", choices=["auto", "lift", "rag", "hybrid", "icl"], help="route")
     p.add_argument("--namespace", help="retrieval namespace (default: 'default')")
-    p.add_argument("--k", type=int, default=None, help="snippets to retrieve")
-    p.add_argument("--max-new-tokens", type=int, default=None, help="generation budget")
+    p.add_argument("--k", type=_COUNT, default=None, help="snippets to retrieve")
+    p.add_argument("--max-new-tokens", type=_COUNT, default=None, help="generation budget")
     p.set_defaults(func=_cmd_ask)
 
     p = sub.add_parser("search", parents=[common], help="hybrid retrieval over memorized documents")
     p.add_argument("query")
     p.add_argument("--doc", action="append", help="only this document (repeatable)")
     p.add_argument("--namespace", help="retrieval namespace (default: 'default')")
-    p.add_argument("--k", type=int, default=None, help="how many hits")
+    p.add_argument("--k", type=_COUNT, default=None, help="how many hits")
     p.set_defaults(func=_cmd_search)
 
     p = sub.add_parser("rebuild", parents=[common], help="re-create the retrieval index from stored chunks")
@@ -266,14 +290,18 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(func=_cmd_forget)
 
     p = sub.add_parser("demo", parents=[common], help="memorize a haystack, show recall, run a small NIAH grid")
-    p.add_argument("--tokens", type=int, default=8192, help="haystack length in tokens (default 8192)")
-    p.add_argument("--depth", type=float, default=0.5, help="needle depth as a fraction (default 0.5)")
+    p.add_argument("--tokens", type=_number(int, 64), default=8192, help="haystack length in tokens (default 8192)")
+    p.add_argument("--depth", type=_FRACTION, default=0.5, help="needle depth as a fraction (default 0.5)")
     p.add_argument("--out", default="niah-demo", help="where the grid's report goes (default ./niah-demo)")
     p.add_argument("--no-grid", action="store_true", help="skip the needle-in-a-haystack grid")
     p.add_argument("--no-real", action="store_true", help="skip the real-model part (SmolLM2, every route)")
-    p.add_argument("--real-window", type=int, default=1024, help="window cap for the real model (default 1024)")
-    p.add_argument("--real-tokens", type=int, default=2048, help="document length for the real model (default 2048)")
-    p.add_argument("--real-steps", type=int, default=20, help="training steps (1024 tokens each) for the real model")
+    p.add_argument(
+        "--real-window", type=_number(int, 32), default=1024, help="window cap for the real model (default 1024)"
+    )
+    p.add_argument(
+        "--real-tokens", type=_number(int, 64), default=2048, help="document length for the real model (default 2048)"
+    )
+    p.add_argument("--real-steps", type=_COUNT, default=20, help="training steps (1024 tokens each) for the real model")
     p.set_defaults(func=_cmd_demo)
 
     p = sub.add_parser("prelift", parents=[common], help="train a starting point for LIFT on a corpus of .txt files")
@@ -281,25 +309,25 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--out", required=True, help="where the starting point goes")
     p.add_argument("--adapter", choices=["lora", "gated_memory"], default="lora")
     p.add_argument("--gate", choices=["paper", "exact"], default="exact", help="Gated Memory's gate")
-    p.add_argument("--max-steps", type=int, default=500, help="step budget (default 500)")
-    p.add_argument("--max-seconds", type=float, default=None, help="time budget")
-    p.add_argument("--held-out", type=float, default=0.2, help="fraction of files never trained on (default 0.2)")
-    p.add_argument("--checkpoint-every", type=int, default=50, help="steps between checkpoints")
+    p.add_argument("--max-steps", type=_COUNT, default=500, help="step budget (default 500)")
+    p.add_argument("--max-seconds", type=_number(float, 1e-3), default=None, help="time budget")
+    p.add_argument("--held-out", type=_FRACTION, default=0.2, help="fraction of files never trained on (default 0.2)")
+    p.add_argument("--checkpoint-every", type=_COUNT, default=50, help="steps between checkpoints")
     p.add_argument("--no-resume", action="store_true", help="start over even if a checkpoint exists")
     p.set_defaults(func=_cmd_prelift)
 
     p = sub.add_parser("niah", parents=[common], help="needle-in-a-haystack grid: icl, lift, rag, hybrid, heatmaps")
     p.add_argument("--preset", choices=["demo", "standard"], help="grid preset (default: standard, 1k-128k tokens)")
-    p.add_argument("--lengths", type=_csv(int), help="haystack lengths in tokens, e.g. 1024,4096")
-    p.add_argument("--depths", type=_csv(float), help="needle depths as fractions, e.g. 0,0.5,1")
+    p.add_argument("--lengths", type=_csv(_number(int, 64)), help="haystack lengths in tokens, e.g. 1024,4096")
+    p.add_argument("--depths", type=_csv(_FRACTION), help="needle depths as fractions, e.g. 0,0.5,1")
     p.add_argument("--methods", type=_csv(str), help="subset of icl,lift,rag,hybrid")
     p.add_argument("--style", choices=["completion", "question"], help="prompt with the prefix or the question")
     p.add_argument("--haystack", help="folder of .txt files (default: held-out Python documentation)")
     p.add_argument(
         "--needle", nargs=4, metavar=("TEXT", "PREFIX", "QUESTION", "KEYWORDS"), help="custom needle (keywords: a,b)"
     )
-    p.add_argument("--max-steps", type=int, help="training budget per cell")
-    p.add_argument("--k", type=int, help="snippets for rag and hybrid")
+    p.add_argument("--max-steps", type=_COUNT, help="training budget per cell")
+    p.add_argument("--k", type=_COUNT, help="snippets for rag and hybrid")
     p.add_argument("--out", default="niah-report", help="output directory (default ./niah-report); reruns resume")
     p.set_defaults(func=_cmd_niah)
     return parser
@@ -312,6 +340,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         args.func(args)
     except LiftMemoryError as exc:
         print(f"lift-memory: error: {exc}", file=sys.stderr)
+        return 1
+    except OSError as exc:  # what the library did not foresee still gets one line, never a traceback
+        print(f"lift-memory: error: {type(exc).__name__}: {first_line(exc)}", file=sys.stderr)
         return 1
     except KeyboardInterrupt:
         print("lift-memory: interrupted", file=sys.stderr)

@@ -8,17 +8,73 @@ not at import time. Adapter configs are discriminated by ``kind``.
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Annotated, Literal
+from typing import Annotated, Any, ClassVar, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+
+from lift_memory.errors import ConfigError
 
 
 class _Config(BaseModel):
+    """Frozen, strict, and failing with one :class:`ConfigError` line that names the field and its range."""
+
     model_config = ConfigDict(frozen=True, extra="forbid")
+    section: ClassVar[str] = ""
+
+    def __init__(self, **data: Any) -> None:
+        try:
+            super().__init__(**data)
+        except ValidationError as exc:
+            raise config_error(exc, type(self)) from exc
+
+    @classmethod
+    def model_validate(cls, obj: Any, **kwargs: Any):
+        try:
+            return super().model_validate(obj, **kwargs)
+        except ValidationError as exc:
+            raise config_error(exc, cls) from exc
+
+    def updated(self, **changes: Any):
+        """A validated copy with ``changes`` (those not None) applied: call-time arguments are checked like
+        the configuration (``model_copy`` would not check them)."""
+        changes = {k: v for k, v in changes.items() if v is not None}
+        return type(self).model_validate({**self.model_dump(), **changes}) if changes else self
+
+
+def config_error(exc: ValidationError, cls: type[BaseModel]) -> ConfigError:
+    """One line for a pydantic error: the field's dotted name, the value given, what is wrong, what is allowed."""
+    error = exc.errors()[0]
+    loc = [str(part) for part in error["loc"] if not isinstance(part, int)]
+    name = ".".join(p for p in [getattr(cls, "section", ""), *loc] if p) or cls.__name__
+    message = error["msg"].removeprefix("Value error, ")
+    if not loc or error["type"] == "value_error":  # a nested config's error, or a check that names its fields
+        cause = error.get("ctx", {}).get("error")
+        return cause if isinstance(cause, ConfigError) else ConfigError(message)
+    allowed = _allowed(cls, loc)
+    given = f"={error['input']!r}" if error["type"] != "missing" and not isinstance(error["input"], dict) else ""
+    more = f" (and {len(exc.errors()) - 1} more)" if len(exc.errors()) > 1 else ""
+    return ConfigError(f"{name}{given}: {message}" + (f"; allowed: {allowed}" if allowed else "") + more)
+
+
+def _allowed(cls: type[BaseModel], loc: list[str]) -> str:
+    """The range a field accepts, from its constraints (``1 <= value <= 65535``), or ''."""
+    field = None
+    for part in loc:
+        field = getattr(cls, "model_fields", {}).get(part)
+        if field is None:
+            return ""
+        if isinstance(field.annotation, type) and issubclass(field.annotation, BaseModel):
+            cls = field.annotation
+    bounds = {type(m).__name__: getattr(m, type(m).__name__.lower(), None) for m in field.metadata} if field else {}
+    low = f"{bounds['Ge']} <= " if "Ge" in bounds else f"{bounds['Gt']} < " if "Gt" in bounds else ""
+    high = f" <= {bounds['Le']}" if "Le" in bounds else f" < {bounds['Lt']}" if "Lt" in bounds else ""
+    return f"{low}value{high}" if low or high else ""
 
 
 class ModelConfig(_Config):
     """Which base model to load, and how."""
+
+    section: ClassVar[str] = "model"
 
     name: str = "builtin:tiny"
     """A Hugging Face hub id, a local directory, a ``.gguf`` file (converted once and cached), a packaged model
@@ -40,6 +96,8 @@ class ModelConfig(_Config):
 class SegmentConfig(_Config):
     """How a document is cut into language-modelling examples (LIFT section 3.1)."""
 
+    section: ClassVar[str] = "segment"
+
     length: int = Field(default=2048, ge=16)
     """Tokens per overlapping segment; capped to the model's context window."""
     overlap: float = Field(default=0.375, ge=0.0, lt=1.0)
@@ -50,6 +108,8 @@ class SegmentConfig(_Config):
 
 class LoraAdapterConfig(_Config):
     """A LoRA adapter through peft."""
+
+    section: ClassVar[str] = "adapter"
 
     kind: Literal["lora"] = "lora"
     r: int = Field(default=16, ge=1)
@@ -68,6 +128,8 @@ class LoraAdapterConfig(_Config):
 class GatedMemoryAdapterConfig(_Config):
     """LIFT's Gated Memory: a memory MLP and a gate per attention head; the base model stays frozen."""
 
+    section: ClassVar[str] = "adapter"
+
     kind: Literal["gated_memory"] = "gated_memory"
     gate: Literal["paper", "exact"] = "exact"
     """``paper``: sigmoid(3(z(q) - 1)) as in the authors' code; ``exact``: sigmoid(l(q) - LSE_context(q)), the
@@ -84,6 +146,8 @@ AdapterConfig = Annotated[LoraAdapterConfig | GatedMemoryAdapterConfig, Field(di
 
 class TrainConfig(_Config):
     """The test-time trainer: optimizer, batches, budget and task weights."""
+
+    section: ClassVar[str] = "train"
 
     learning_rate: float | None = Field(default=None, gt=0)
     """Peak learning rate (AdamW). None: for LoRA 4e-3 on ``builtin:tiny`` (whose embeddings train too), 2e-3
@@ -157,6 +221,8 @@ class TrainConfig(_Config):
 class GenerationConfig(_Config):
     """Decoding for answers. Greedy by default so that every method is compared alike."""
 
+    section: ClassVar[str] = "generation"
+
     max_new_tokens: int = Field(default=64, ge=1)
     """Generation budget; the prompt is truncated so that it fits the window together with it."""
     temperature: float = Field(default=0.0, ge=0.0)
@@ -171,6 +237,8 @@ class GenerationConfig(_Config):
 
 class TasksConfig(_Config):
     """Synthesized training tasks (beyond segments and sentence windows)."""
+
+    section: ClassVar[str] = "tasks"
 
     generator: Literal["extractive", "none"] = "extractive"
     """``extractive``: recall and order tasks built from the text, offline and deterministic; ``none``: only
@@ -196,6 +264,8 @@ class TasksConfig(_Config):
 
 class RetrievalConfig(_Config):
     """The retrieval store: chunking, the embedder, where Chroma runs, and hybrid search."""
+
+    section: ClassVar[str] = "retrieval"
 
     enabled: bool = True
     """Index memorized documents for retrieval (turn off for parametric memory only)."""
@@ -232,6 +302,9 @@ class MemoryConfig(_Config):
 
     root: Path | None = None
     """Directory holding adapters, documents and the index. None: ``$LIFT_MEMORY_HOME`` or the user data dir."""
+    lock_timeout: float = Field(default=10.0, ge=0)
+    """Seconds a write of a document (memorize, forget) waits while another process writes the same document,
+    before it fails with ``DocumentBusyError`` and changes nothing."""
     model: ModelConfig = ModelConfig()
     """The base model."""
     segment: SegmentConfig = SegmentConfig()

@@ -223,8 +223,7 @@ class Engine:
 
     def generation(self, **overrides: Any) -> GenerationConfig:
         """The configured decoding settings with ``overrides`` (those not None) applied."""
-        update = {k: v for k, v in overrides.items() if v is not None}
-        return self.config.generation.model_copy(update=update) if update else self.config.generation
+        return self.config.generation.updated(**overrides)
 
     def prompt(self, question: str, plan, generation: GenerationConfig):
         """The prompt for ``question`` under ``plan``: snippets and/or the document's ends, fitted to the window."""

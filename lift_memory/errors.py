@@ -35,6 +35,20 @@ class DocumentExistsError(LiftMemoryError, FileExistsError):
     """A different document is already stored under the requested id."""
 
 
+class DamagedMemoryError(LiftMemoryError, OSError):
+    """A stored memory (its manifest, document or adapter file) is damaged or incomplete. Only that memory is
+    affected: forget it, or memorize it again with ``replace=True``."""
+
+
+class DocumentBusyError(LiftMemoryError, TimeoutError):
+    """Another process (or thread) is writing the same document; nothing was changed."""
+
+
+class StorageError(LiftMemoryError, OSError):
+    """The memory root cannot be written: permission denied, a read-only file system, or a full disk. What was
+    stored before is unchanged."""
+
+
 class AdapterMismatchError(LiftMemoryError, ValueError):
     """A stored adapter was trained on another base model, tokenizer or adapter layout."""
 

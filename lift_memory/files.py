@@ -1,29 +1,91 @@
-"""Files on disk: atomic writes, and where this machine keeps its caches.
+"""Files on disk: atomic writes, inter-process locks, and where this machine keeps its caches.
 
 Everything lift_memory writes goes through :func:`atomic_write`, so that readers see the old file or the new
-one, never a partial one. This module knows nothing about what the files hold.
+one, never a partial one, and a write that fails (a full disk, a read-only root) leaves no partial file and
+raises :class:`~lift_memory.errors.StorageError`. This module knows nothing about what the files hold.
 """
 
 from __future__ import annotations
 
+import contextlib
+import errno
 import os
 import tempfile
+from collections.abc import Iterator
 from pathlib import Path
+
+from lift_memory.errors import DocumentBusyError, StorageError
+
+_STORAGE_ERRNOS = {
+    errno.EACCES: "permission denied",
+    errno.EPERM: "permission denied",
+    errno.EROFS: "read-only file system",
+    errno.ENOSPC: "no space left on the device",
+    errno.EDQUOT: "disk quota exceeded",
+}
+
+
+@contextlib.contextmanager
+def storage_errors(what: str) -> Iterator[None]:
+    """Turn the OS errors a user can fix (permissions, read-only, full disk) into one-line
+    :class:`StorageError` s that say what could not be written; other errors pass unchanged."""
+    try:
+        yield
+    except StorageError:
+        raise
+    except OSError as exc:
+        reason = _STORAGE_ERRNOS.get(exc.errno)
+        if reason is None:
+            raise
+        hint = "free some space" if exc.errno in (errno.ENOSPC, errno.EDQUOT) else "check its permissions"
+        where = f" ({exc.filename})" if exc.filename else ""
+        raise StorageError(
+            f"cannot write {what}{where}: {reason}; {hint} and retry (nothing stored before was changed)"
+        ) from exc
 
 
 def atomic_write(path: Path, data: bytes) -> None:
     """Write ``data`` to ``path`` so that readers see the old file or the new one, never a partial one."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
+    with storage_errors(str(path)):
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
+        try:
+            with os.fdopen(fd, "wb") as fh:
+                fh.write(data)
+                fh.flush()
+                os.fsync(fh.fileno())
+            os.replace(tmp, path)
+        except BaseException:
+            Path(tmp).unlink(missing_ok=True)
+            raise
+
+
+@contextlib.contextmanager
+def locked(path: Path, *, timeout: float, what: str) -> Iterator[None]:
+    """Hold the inter-process lock file ``path`` (``filelock``; released when the process dies, kill -9
+    included). Waits up to ``timeout`` seconds, then raises :class:`DocumentBusyError` naming ``what``."""
+    from filelock import FileLock, Timeout
+
+    with storage_errors(f"the lock {path}"):
+        path.parent.mkdir(parents=True, exist_ok=True)
+        lock = FileLock(str(path), timeout=timeout)
+        try:
+            lock.acquire()
+        except Timeout:
+            raise DocumentBusyError(
+                f"{what} is being written by another process (waited {timeout:g} s); retry when it is done"
+            ) from None
     try:
-        with os.fdopen(fd, "wb") as fh:
-            fh.write(data)
-            fh.flush()
-            os.fsync(fh.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+        yield
+    finally:
+        lock.release()
+
+
+def writable(path: Path) -> bool:
+    """Whether this process may create files in ``path`` (or in its nearest existing parent)."""
+    while not path.exists() and path.parent != path:
+        path = path.parent
+    return os.access(path, os.W_OK)
 
 
 def cache_dir() -> Path:

@@ -1,9 +1,14 @@
 """``LiftMemory``: the facade that wires the parts into memorize / ask.
 
-It owns no algorithm. Memorize: validate -> tokenize -> the engine trains the adapter slot -> the bank stores
-text, adapter and manifest -> the retrieval store indexes the chunks. Ask: the router plans (retrieving when
-it helps) -> the engine answers. The trainer and the bank never meet: this module hands the trained tensors
-from one to the other.
+It owns no algorithm. Memorize: validate everything -> take the document's lock -> open the retrieval store
+-> the engine trains the adapter slot -> the bank stores text, adapter and manifest -> the retrieval store
+indexes the chunks; if a step fails, the bank's transaction puts the earlier memory back. Ask: the router plans
+(retrieving when it helps) -> the engine answers. The trainer and the bank never meet: this module hands the
+trained tensors from one to the other.
+
+The bank is the source of truth. A retrieval hit counts only if the document's manifest says it is indexed in
+that namespace and the chunk log holds the chunks of that very text, so chunks a killed process left behind
+are never shown, and ``rebuild_index`` re-creates the whole index from the stored documents.
 
 The base model loads lazily (listing or forgetting memories never loads it), and so does the retrieval store.
 """
@@ -20,7 +25,13 @@ from typing import Any
 
 from lift_memory.bank import AdapterBank
 from lift_memory.config import MemoryConfig
-from lift_memory.errors import DocumentExistsError
+from lift_memory.errors import (
+    ConfigError,
+    DamagedMemoryError,
+    DocumentExistsError,
+    LiftMemoryError,
+    UnknownDocumentError,
+)
 from lift_memory.ids import default_doc_id, document_hash, document_text, validate_id
 from lift_memory.types import Answer, MemoryRecord, Snippet, TrainStats
 
@@ -80,7 +91,7 @@ class LiftMemory:
             config = config.model_copy(update={"model": config.model.model_copy(update={"name": model})})
         self.config = config
         self.root = Path(root if root is not None else config.root or default_root()).expanduser()
-        self.bank = AdapterBank(self.root)
+        self.bank = AdapterBank(self.root, lock_timeout=config.lock_timeout)
         self.progress = progress
         self._engine = None
         self._embedder = embedder
@@ -187,29 +198,23 @@ class LiftMemory:
         digest = document_hash(text)
         doc_id = validate_id(doc_id) if doc_id is not None else default_doc_id(text)
         namespace = validate_id(namespace or self.config.retrieval.namespace, "namespace")
-        index = self.config.retrieval.enabled if index is None else index
-        with self._lock:
-            eng = self.engine
+        if title is not None and not isinstance(title, str):
+            raise ConfigError(f"title must be a string, got {type(title).__name__}")
+        index = self.config.retrieval.enabled if index is None else bool(index)
+        with self._lock, self.bank.transaction(doc_id):
+            old, damaged = self._previous(doc_id, digest, replace)
+            stale = (damaged and self.config.retrieval.enabled) or (old or {}).get("indexed")
+            store = self.retriever.store if index or stale else None
+            eng = self.engine  # the store and the model open before anything changes: their faults change nothing
             doc = tokenize(text, eng.tokenizer)
             fits = eng.fits(len(doc))
             train = not fits if train is None else train
             settings = self._settings(train)
-            if doc_id in self.bank:
-                old = self.bank.manifest(doc_id)
-                same_text = old["doc_hash"] == digest
-                if not same_text and not replace:
-                    raise DocumentExistsError(
-                        f"doc_id {doc_id!r} already holds a different document; pass replace=True "
-                        "(CLI: --replace) or choose another id"
-                    )
-                if same_text and old["base"]["fingerprint"] == eng.base.fingerprint and old.get("settings") == settings:
-                    if index and not (old.get("indexed") and old.get("namespace") == namespace):
-                        self._index(text, doc_id, namespace)
-                        old = self.bank.update_manifest(doc_id, indexed=True, namespace=namespace)
-                    return record_from_manifest(old)
-                if old.get("indexed"):  # the old text's chunks must not outlive it
-                    self.retriever.store.delete(old.get("namespace", namespace), doc_id)
-                    self.bank.update_manifest(doc_id, indexed=False)
+            if old is not None and _same_memory(old, digest, eng.base.fingerprint, settings):
+                if index and not (old.get("indexed") and old.get("namespace") == namespace):
+                    self._sync_index(store, doc_id, digest, self._chunks(text, doc_id), namespace, old, damaged)
+                    old = self.bank.update_manifest(doc_id, indexed=True, namespace=namespace)
+                return record_from_manifest(old)
             synthesis = None
             if train:
                 stream = self._task_stream(text, digest)
@@ -222,6 +227,7 @@ class LiftMemory:
                     if fits
                     else "not fine-tuned (train=False)"
                 )
+            chunks = self._chunks(text, doc_id) if index else None
             manifest = {
                 "doc_id": doc_id,
                 "title": title,
@@ -246,11 +252,42 @@ class LiftMemory:
                 "namespace": namespace,
             }
             self.bank.save(doc_id, text=text, manifest=manifest, state=state)
+            self._sync_index(store, doc_id, digest, chunks, namespace, old, damaged)
+            manifest = self.bank.update_manifest(doc_id, indexed=True) if index else self.bank.manifest(doc_id)
             eng.remember(doc_id, state)
-            if index:
-                self._index(text, doc_id, namespace)
-                self.bank.update_manifest(doc_id, indexed=True)
-            return record_from_manifest(self.bank.manifest(doc_id))
+        return record_from_manifest(manifest)
+
+    def _previous(self, doc_id: str, digest: str, replace: bool) -> tuple[dict[str, Any] | None, bool]:
+        """What ``doc_id`` holds now: (its manifest or None, whether it is damaged); refuses to overwrite a
+        different or damaged memory without ``replace``."""
+        if not self.bank.exists(doc_id):
+            return None, False
+        try:
+            old = self._manifest(doc_id)
+        except UnknownDocumentError:
+            return None, False  # a folder without a manifest: a first write that never finished
+        except DamagedMemoryError as exc:
+            if not replace:
+                raise DocumentExistsError(f"{exc} (or pass replace=True to overwrite it)") from exc
+            return None, True
+        if old["doc_hash"] != digest and not replace:
+            raise DocumentExistsError(
+                f"doc_id {doc_id!r} already holds a different document; pass replace=True (CLI: --replace) or "
+                "choose another id"
+            )
+        return old, False
+
+    def _sync_index(self, store, doc_id, digest, chunks, namespace, old, damaged) -> None:
+        """Make the index hold ``chunks`` (None: nothing) of ``doc_id`` in ``namespace`` and nothing anywhere
+        else: where the earlier version was indexed, or, for a damaged record, in every namespace."""
+        if store is None:
+            return
+        if chunks is not None:
+            store.add(namespace, doc_id, chunks, doc_hash=digest)
+        stale = store.namespaces() if damaged else [old.get("namespace")] if old and old.get("indexed") else []
+        for ns in stale:
+            if ns and (chunks is None or ns != namespace):
+                store.delete(ns, doc_id)
 
     # -- ask ---------------------------------------------------------------------------------------------
 
@@ -263,8 +300,11 @@ class LiftMemory:
         return Router(retriever, self.engine, k=k or r.k)
 
     def _plan(self, question: str, doc_id: str | None, mode: str, namespace: str | None, k: int | None):
+        if not isinstance(question, str) or not question.strip():
+            raise ConfigError(f"question must be a non-empty string, got {question!r:.40}")
+        k = self.config.retrieval.updated(k=k).k
         if doc_id is not None:
-            self.bank.manifest(doc_id)  # unknown or unsafe ids fail here, before any model is loaded
+            self._manifest(doc_id)  # unknown, unsafe or damaged ids fail here, before any model is loaded
         return self.router(namespace, k).plan(question, doc_id, mode)
 
     def ask(
@@ -297,6 +337,7 @@ class LiftMemory:
             AdapterMismatchError: the stored adapter belongs to another base model, tokenizer or adapter layout.
             ConfigError: an unknown mode, or one that needs what the document lacks (``lift`` without adapter).
         """
+        self.config.generation.updated(max_new_tokens=max_new_tokens, temperature=temperature, max_seconds=max_seconds)
         plan = self._plan(question, doc_id, mode, namespace, k)
         return self.engine.answer(
             question, plan, max_new_tokens=max_new_tokens, temperature=temperature, max_seconds=max_seconds
@@ -324,6 +365,7 @@ class LiftMemory:
                 print(piece, end="")
             print(stream.answer.route, stream.answer.snippets)
         """
+        self.config.generation.updated(max_new_tokens=max_new_tokens, temperature=temperature, max_seconds=max_seconds)
         plan = self._plan(question, doc_id, mode, namespace, k)
         return self.engine.stream(
             question, plan, max_new_tokens=max_new_tokens, temperature=temperature, max_seconds=max_seconds
@@ -367,12 +409,11 @@ class LiftMemory:
             self._embedder = default_embedder() if name == DEFAULT_MODEL else SentenceTransformerEmbedder(name)
         return self._embedder
 
-    def _index(self, text: str, doc_id: str, namespace: str) -> int:
+    def _chunks(self, text: str, doc_id: str):
         from lift_memory.retrieval.chunking import chunk_document
 
         r = self.config.retrieval
-        chunks = chunk_document(text, doc_id, self.engine.tokenizer, size=r.chunk_size, overlap=r.chunk_overlap)
-        return self.retriever.store.add(namespace, doc_id, chunks)
+        return chunk_document(text, doc_id, self.engine.tokenizer, size=r.chunk_size, overlap=r.chunk_overlap)
 
     def retrieve(
         self,
@@ -391,37 +432,118 @@ class LiftMemory:
             k: how many snippets (default ``config.retrieval.k``).
         """
         r = self.config.retrieval
-        return self.retriever.retrieve(query, namespace or r.namespace, k=k or r.k, doc_ids=doc_ids)
+        namespace = validate_id(namespace or r.namespace, "namespace")
+        k = r.updated(k=k).k
+        if not isinstance(query, str) or not query.strip():
+            raise ConfigError(f"query must be a non-empty string, got {query!r:.40}")
+        doc_ids = None if doc_ids is None else [validate_id(d) for d in doc_ids]
+        hits = self.retriever.retrieve(query, namespace, k=2 * k, doc_ids=doc_ids)
+        return [hit for hit in hits if self._current(namespace, hit)][:k]
+
+    def _current(self, namespace: str, hit: Snippet) -> bool:
+        """Whether ``hit`` belongs to what the bank stores: the document is indexed in ``namespace`` and the
+        chunk is one of the text the manifest names (not of a replaced or forgotten one)."""
+        try:
+            manifest = self.bank.manifest(hit.doc_id)
+        except LiftMemoryError:
+            return False
+        store = self.retriever.store
+        chunk = store.chunk(namespace, hit.chunk_id)
+        return (
+            bool(manifest.get("indexed"))
+            and manifest.get("namespace") == namespace
+            and chunk is not None
+            and chunk.doc_id == hit.doc_id
+            and store.doc_hash(namespace, hit.doc_id) in (manifest.get("doc_hash"), None)
+        )
 
     def rebuild_index(self) -> dict[str, int]:
-        """Re-create the retrieval index from the stored chunks (after damage); returns chunks per namespace."""
+        """Re-create the whole retrieval index (Chroma, chunk logs, BM25) from the stored documents, after
+        damage or an interrupted write; returns chunks per namespace. Damaged memories are skipped (see
+        :meth:`damaged`)."""
         from lift_memory.retrieval.store import rebuild_store
 
         with self._lock:
+            documents = []
+            for doc_id in self.bank.ids():
+                try:
+                    manifest = self._manifest(doc_id)
+                    if manifest.get("indexed"):
+                        text = self.bank.text(doc_id)
+                        documents.append(
+                            (manifest["namespace"], doc_id, manifest["doc_hash"], self._chunks(text, doc_id))
+                        )
+                except DamagedMemoryError:
+                    continue
             if self._retriever is not None:
                 self._retriever.store.close()
                 self._retriever = None
-            return rebuild_store(self.root / "index", embedder=self._get_embedder())
+            r = self.config.retrieval
+            return rebuild_store(
+                self.root / "index", documents, embedder=self._get_embedder(), host=r.host, port=r.port
+            )
 
     # -- the bank ----------------------------------------------------------------------------------------
 
+    def _manifest(self, doc_id: str) -> dict[str, Any]:
+        """The manifest of ``doc_id``, checked to hold every field a record needs."""
+        manifest = self.bank.manifest(doc_id)
+        try:
+            record_from_manifest(manifest)
+        except (KeyError, TypeError, ValueError, AttributeError) as exc:
+            raise self.bank.damaged(doc_id, f"its manifest is incomplete ({type(exc).__name__}: {exc})") from exc
+        return manifest
+
     def get(self, doc_id: str) -> MemoryRecord:
         """The stored record of ``doc_id``."""
-        return record_from_manifest(self.bank.manifest(doc_id))
+        return record_from_manifest(self._manifest(doc_id))
 
     def list(self) -> list[MemoryRecord]:
-        """Records of all stored documents, by id."""
-        return [self.get(doc_id) for doc_id in self.bank.ids()]
+        """Records of all stored documents, by id; damaged ones are left out (see :meth:`damaged`)."""
+        records = []
+        for doc_id in self.bank.ids():
+            try:
+                records.append(self.get(doc_id))
+            except DamagedMemoryError:
+                continue
+        return records
+
+    def damaged(self) -> dict[str, str]:
+        """Damaged memories, each with what is wrong: ``forget`` or ``memorize(replace=True)`` repairs them."""
+        found = {}
+        for doc_id in self.bank.ids():
+            try:
+                self._manifest(doc_id)
+            except DamagedMemoryError as exc:
+                found[doc_id] = str(exc)
+        return found
 
     def forget(self, doc_id: str) -> None:
-        """Delete ``doc_id``'s document, adapter, manifest and retrieval chunks."""
-        with self._lock:
-            manifest = self.bank.manifest(doc_id)
-            if manifest.get("indexed"):
-                self.retriever.store.delete(manifest.get("namespace", self.config.retrieval.namespace), doc_id)
+        """Delete ``doc_id``'s document, adapter, manifest and retrieval chunks (a damaged memory included).
+
+        The chunks go first: if the store fails, nothing is deleted and the error says so.
+        """
+        validate_id(doc_id)
+        with self._lock, self.bank.transaction(doc_id):
+            if not self.bank.exists(doc_id):
+                self.bank.manifest(doc_id)  # raises UnknownDocumentError, listing what is stored
+            try:
+                manifest = self._manifest(doc_id)
+                namespaces = [manifest["namespace"]] if manifest.get("indexed") else []
+            except (DamagedMemoryError, UnknownDocumentError):
+                namespaces = None  # damaged or incomplete: its chunks may be in any namespace
+            if (namespaces is None and self.config.retrieval.enabled) or namespaces:
+                store = self.retriever.store
+                for ns in store.namespaces() if namespaces is None else namespaces:
+                    store.delete(ns, doc_id)
             self.bank.delete(doc_id)
             if self._engine is not None:
                 self._engine.forget(doc_id)
+
+
+def _same_memory(old: dict[str, Any], digest: str, fingerprint: str, settings: dict[str, Any]) -> bool:
+    """Whether a stored manifest already holds this text, trained on this base model with these settings."""
+    return old["doc_hash"] == digest and old["base"]["fingerprint"] == fingerprint and old.get("settings") == settings
 
 
 def record_from_manifest(m: dict[str, Any]) -> MemoryRecord:

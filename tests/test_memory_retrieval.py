@@ -58,10 +58,14 @@ def test_namespaces_keep_documents_apart(memory):
 def test_a_store_that_is_down_loses_nothing(tmp_path, tiny_model_dir, fast_config):
     config = fast_config.model_copy(update={"retrieval": RetrievalConfig(host="127.0.0.1", port=9)})
     memory = LiftMemory(config, root=tmp_path / "m", model=str(tiny_model_dir), embedder=HashEmbedder(), progress=False)
+    before = memory.memorize(TEXT, doc_id="kept", index=False)  # needs no store
     with pytest.raises(StoreUnavailableError, match="unreachable"):
-        memory.memorize(TEXT, doc_id="kept")
-    record = memory.get("kept")  # the trained adapter was stored before indexing failed
-    assert record.trained and not record.indexed
+        memory.memorize(TEXT + " A second edition.", doc_id="kept", replace=True)
+    with pytest.raises(StoreUnavailableError, match="unreachable"):
+        memory.memorize(TEXT, doc_id="new")
+    # The store is opened before anything changes: the earlier memory is intact, nothing new was stored.
+    assert memory.get("kept") == before and memory.bank.text("kept") == TEXT
+    assert [r.doc_id for r in memory.list()] == ["kept"]
     assert isinstance(MemoryConfig().retrieval, RetrievalConfig)
 
 

@@ -16,6 +16,8 @@ import shutil
 from collections.abc import Sequence
 from pathlib import Path
 
+from lift_memory.files import storage_errors
+
 
 def tokenize(texts: Sequence[str]) -> list[list[str]]:
     import bm25s
@@ -59,26 +61,36 @@ class BM25Index:
         return [(self.ids[int(d)], float(s)) for d, s in zip(docs[0], scores[0], strict=True) if s > 0]
 
     def save(self, path: Path) -> None:
-        """Write the index to ``path`` (replacing what was there)."""
+        """Write the index to ``path`` (replacing what was there); a failed write leaves no partial index
+        (:class:`~lift_memory.errors.StorageError` for a full disk or a read-only folder)."""
         tmp = path.with_name(path.name + ".tmp")
-        shutil.rmtree(tmp, ignore_errors=True)
-        tmp.mkdir(parents=True)
-        if self._retriever is not None:
-            self._retriever.save(str(tmp))
-        (tmp / "ids.json").write_text(json.dumps({"fingerprint": self.fingerprint, "ids": self.ids}))
-        shutil.rmtree(path, ignore_errors=True)
-        tmp.rename(path)
+        with storage_errors(f"the BM25 index {path}"):
+            try:
+                shutil.rmtree(tmp, ignore_errors=True)
+                tmp.mkdir(parents=True)
+                if self._retriever is not None:
+                    self._retriever.save(str(tmp))
+                (tmp / "ids.json").write_text(json.dumps({"fingerprint": self.fingerprint, "ids": self.ids}))
+                shutil.rmtree(path, ignore_errors=True)
+                tmp.rename(path)
+            except BaseException:
+                shutil.rmtree(tmp, ignore_errors=True)
+                raise
 
     @classmethod
     def load(cls, path: Path, expected: str) -> BM25Index | None:
-        """The index at ``path`` if it was built from chunks with fingerprint ``expected``, else None."""
+        """The index at ``path`` if it was built from chunks with fingerprint ``expected``; None when it is
+        missing, stale, truncated or not a BM25 index at all (the caller rebuilds it from the chunks)."""
         import bm25s
 
         try:
             meta = json.loads((path / "ids.json").read_text())
-        except (OSError, ValueError):
+            if meta.get("fingerprint") != expected or fingerprint(meta["ids"]) != expected:
+                return None
+            retriever = bm25s.BM25.load(str(path), allow_pickle=False) if meta["ids"] else None
+            index = cls(meta["ids"], [], _retriever=retriever)
+            if retriever is not None:
+                index.search("the index answers", 1)  # a damaged matrix fails here, not in a user's search
+            return index
+        except Exception:  # bm25s and numpy raise many types for a damaged file; it is derived data
             return None
-        if meta.get("fingerprint") != expected:
-            return None
-        retriever = bm25s.BM25.load(str(path), allow_pickle=False) if meta["ids"] else None
-        return cls(meta["ids"], [], _retriever=retriever)

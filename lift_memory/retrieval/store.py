@@ -2,8 +2,11 @@
 
 Three modes: embedded and persistent under a directory (the default), a real Chroma server over HTTP
 (``host``/``port``), or in memory (tests). Chroma is the dense index; the *chunk log* — one JSON file per
-document under ``<dir>/<namespace>/chunks/`` — is the source of truth from which the dense index and the
-BM25 index can always be rebuilt (``rebuild``). This is the only module that imports chromadb.
+document under ``<dir>/namespaces/<namespace>/chunks/``, with the hash of the text it was cut from — feeds
+BM25 and says which chunks are current. Everything here is derived from the stored documents, and
+``rebuild_store`` re-creates it from them. Namespaces live under ``namespaces/``, so none can collide with
+Chroma's own folder. A directory this process may not write is opened read-only, from a private copy of the
+database, so asking needs no write access. This is the only module that imports chromadb.
 
 Faults are typed: an unreachable server is retried briefly (tenacity, exponential backoff with jitter) and
 then reported as :class:`StoreUnavailableError`; a directory held by another process is
@@ -24,11 +27,13 @@ from typing import Any, TypeVar
 
 from lift_memory.errors import (
     ConfigError,
+    StorageError,
     StoreCorruptedError,
     StoreLockedError,
     StoreUnavailableError,
+    first_line,
 )
-from lift_memory.files import atomic_write
+from lift_memory.files import atomic_write, storage_errors, writable
 from lift_memory.ids import validate_id
 from lift_memory.retrieval.chunking import Chunk
 from lift_memory.retrieval.embeddings import Embedder, embedder_identity
@@ -39,6 +44,8 @@ T = TypeVar("T")
 _EF_NAME = "lift_memory"
 _HELD_LOCKS: weakref.WeakValueDictionary[str, Any] = weakref.WeakValueDictionary()
 _HELD_LOCKS_GUARD = threading.Lock()
+NAMESPACES = "namespaces"
+_REBUILD = "re-create it from the stored documents with `lift-memory rebuild`"
 
 
 def _chroma_types():
@@ -141,11 +148,14 @@ class ChromaStore:
         self.host, self.port, self.retries = host, port, retries
         self._ef = ef_class(embedder)
         self._log: dict[str, dict[str, list[Chunk]]] = {}
+        self._hashes: dict[str, dict[str, str | None]] = {}
         self._by_id: dict[str, dict[str, Chunk]] = {}
         self._versions: dict[str, int] = {}
         self._counts: dict[str, tuple[int, int]] = {}
         self._collections: dict[str, Any] = {}
+        self._log_stamp: dict[str, int] = {}
         self._lock = None
+        self.read_only = False
         self._prefix = "lift-"
         settings = Settings(anonymized_telemetry=False, allow_reset=True)
         if host is not None:
@@ -154,18 +164,24 @@ class ChromaStore:
             self._call(self._client.heartbeat)
         elif self.path is not None:
             self.mode = "persistent"
-            self.path.mkdir(parents=True, exist_ok=True)
-            self._lock = _lock_for(self.path)
+            database = self.path / "chroma"
+            if writable(self.path):
+                with storage_errors(f"the index {self.path}"):
+                    self.path.mkdir(parents=True, exist_ok=True)
+                    _move_old_layout(self.path)
+                self._lock = _lock_for(self.path)
+            else:
+                database = self._private_copy(database)
             client = None
             try:
-                client = chromadb.PersistentClient(str(self.path / "chroma"), settings=settings)
+                client = chromadb.PersistentClient(str(database), settings=settings)
                 client.list_collections()
             except Exception as exc:  # chromadb raises assorted types for a damaged database
                 if client is not None:
                     client.close()  # or the damaged database stays cached in this process
                 raise StoreCorruptedError(
-                    f"cannot open the Chroma database under {self.path} ({type(exc).__name__}: {exc}); "
-                    "re-create it from the stored chunks with `lift-memory rebuild`"
+                    f"cannot open the Chroma database under {self.path} ({type(exc).__name__}: "
+                    f"{first_line(exc)}); {_REBUILD}"
                 ) from exc
             self._client = client
         else:
@@ -175,6 +191,23 @@ class ChromaStore:
             # All ephemeral clients of a process share one in-memory system: a per-store prefix keeps stores apart.
             self._prefix = f"lift-{uuid.uuid4().hex[:8]}-"
             self._client = chromadb.EphemeralClient(settings=settings)
+
+    def _private_copy(self, database: Path) -> Path:
+        """A read-only root: Chroma cannot open a database it may not write, so open a private copy (removed
+        with the store). Writes are refused with :class:`StorageError`."""
+        import shutil
+        import tempfile
+
+        self.read_only = True
+        copy = Path(tempfile.mkdtemp(prefix="lift-memory-readonly-"))
+        weakref.finalize(self, shutil.rmtree, copy, True)
+        if database.is_dir():
+            shutil.copytree(database, copy / "chroma")
+        return copy / "chroma"
+
+    def _writing(self) -> None:
+        if self.read_only:
+            raise StorageError(f"the index {self.path} is read-only for this user; asking works, writing does not")
 
     # -- calls to Chroma ---------------------------------------------------------------------------------
 
@@ -212,41 +245,58 @@ class ChromaStore:
 
     # -- the chunk log -----------------------------------------------------------------------------------
 
+    def namespace_dir(self, namespace: str) -> Path | None:
+        """Where the chunk log and the BM25 index of ``namespace`` live (None in memory)."""
+        return None if self.path is None else self.path / NAMESPACES / validate_id(namespace, "namespace")
+
     def _log_dir(self, namespace: str) -> Path | None:
-        return None if self.path is None else self.path / validate_id(namespace, "namespace") / "chunks"
+        folder = self.namespace_dir(namespace)
+        return None if folder is None else folder / "chunks"
 
     def _docs(self, namespace: str) -> dict[str, list[Chunk]]:
-        """The chunk log of ``namespace``, read from disk once and kept in step with every write."""
-        if namespace not in self._log:
+        """The chunk log of ``namespace``, read from disk and re-read when another process changed it."""
+        folder = self._log_dir(namespace)
+        stamp = _stamp(folder)
+        if namespace not in self._log or stamp != self._log_stamp.get(namespace):
             docs: dict[str, list[Chunk]] = {}
-            folder = self._log_dir(namespace)
+            hashes: dict[str, str | None] = {}
             for file in sorted(folder.glob("*.json")) if folder and folder.is_dir() else []:
-                rows = json.loads(file.read_text(encoding="utf-8"))
-                docs[file.stem] = [
-                    Chunk(file.stem, r["index"], r["text"], r["char_start"], r["char_end"]) for r in rows
-                ]
-            self._log[namespace] = docs
+                docs[file.stem], hashes[file.stem] = _read_log(file, namespace)
+            self._log[namespace], self._hashes[namespace] = docs, hashes
             self._by_id[namespace] = {c.chunk_id: c for chunks in docs.values() for c in chunks}
+            self._log_stamp[namespace] = stamp
+            self._versions[namespace] = self._versions.get(namespace, 0) + 1
         return self._log[namespace]
 
-    def _set_log(self, namespace: str, doc_id: str, chunks: Sequence[Chunk] | None) -> None:
+    def _set_log(self, namespace: str, doc_id: str, chunks: Sequence[Chunk] | None, doc_hash: str | None) -> None:
         docs, by_id = self._docs(namespace), self._by_id[namespace]
-        for old in docs.pop(doc_id, []):
-            by_id.pop(old.chunk_id, None)
         folder = self._log_dir(namespace)
-        if chunks is None:
-            if folder is not None:
-                (folder / f"{doc_id}.json").unlink(missing_ok=True)
-        else:
-            if folder is not None:
+        if folder is not None:
+            if chunks is None:
+                with storage_errors(f"the chunk log of {namespace!r}"):
+                    (folder / f"{doc_id}.json").unlink(missing_ok=True)
+            else:
                 rows = [
                     {"index": c.index, "text": c.text, "char_start": c.char_start, "char_end": c.char_end}
                     for c in chunks
                 ]
-                atomic_write(folder / f"{doc_id}.json", json.dumps(rows).encode("utf-8"))
+                payload = {"doc_id": doc_id, "doc_hash": doc_hash, "chunks": rows}
+                atomic_write(folder / f"{doc_id}.json", json.dumps(payload).encode("utf-8"))
+        for old in docs.pop(doc_id, []):
+            by_id.pop(old.chunk_id, None)
+        self._hashes[namespace].pop(doc_id, None)
+        if chunks is not None:
             docs[doc_id] = list(chunks)
+            self._hashes[namespace][doc_id] = doc_hash
             by_id.update((c.chunk_id, c) for c in chunks)
+        self._log_stamp[namespace] = _stamp(folder)
         self._versions[namespace] = self._versions.get(namespace, 0) + 1
+
+    def doc_hash(self, namespace: str, doc_id: str) -> str | None:
+        """The hash of the text the stored chunks of ``doc_id`` were cut from (None: none stored, or a log
+        written before hashes were kept)."""
+        self._docs(namespace)
+        return self._hashes[namespace].get(doc_id)
 
     def version(self, namespace: str) -> int:
         """Changes whenever the chunks of ``namespace`` change in this process."""
@@ -271,19 +321,27 @@ class ChromaStore:
     def namespaces(self) -> list[str]:
         """Namespaces that hold at least one document."""
         on_disk = (
-            set() if self.path is None else {p.parent.name for p in self.path.glob("*/chunks") if any(p.glob("*.json"))}
+            set()
+            if self.path is None
+            else {p.parent.name for p in (self.path / NAMESPACES).glob("*/chunks") if any(p.glob("*.json"))}
         )
         in_memory = {ns for ns, docs in self._log.items() if docs}
         return sorted(on_disk - set(self._log) | in_memory)
 
     # -- writes ------------------------------------------------------------------------------------------
 
-    def add(self, namespace: str, doc_id: str, chunks: Sequence[Chunk], *, embeddings=None) -> int:
+    def add(
+        self, namespace: str, doc_id: str, chunks: Sequence[Chunk], *, doc_hash: str | None = None, embeddings=None
+    ) -> int:
         """Store ``chunks`` of ``doc_id`` (replacing the document's earlier chunks); returns how many.
 
-        ``embeddings`` (one vector per chunk) skips the embedder, e.g. when vectors are already known.
+        ``doc_hash`` (the hash of the text they were cut from) is kept in the chunk log, so readers can tell
+        current chunks from those of a replaced text. ``embeddings`` (one vector per chunk) skips the
+        embedder, e.g. when vectors are already known. The chunk log is written last: until it is, readers
+        that check it see the document's earlier chunks.
         """
         validate_id(doc_id)
+        self._writing()
         collection = self._collection(namespace)
         vectors = (
             list(embeddings) if embeddings is not None else self.embedder.embed_documents([c.text for c in chunks])
@@ -306,7 +364,7 @@ class ChromaStore:
             )
         if old_ids:  # an earlier version of the document left chunks that no longer exist
             self._call(lambda: collection.delete(ids=sorted(old_ids)))
-        self._set_log(namespace, doc_id, chunks)
+        self._set_log(namespace, doc_id, chunks, doc_hash)
         return len(chunks)
 
     def _ids_of(self, collection, doc_id: str) -> list[str]:
@@ -315,23 +373,29 @@ class ChromaStore:
     def delete(self, namespace: str, doc_id: str) -> None:
         """Remove every chunk of ``doc_id`` from ``namespace``."""
         validate_id(doc_id)
+        self._writing()
         collection = self._collection(namespace)
         self._call(lambda: collection.delete(where={"doc_id": doc_id}))
-        self._set_log(namespace, doc_id, None)
+        self._set_log(namespace, doc_id, None, None)
 
-    def rebuild(self, namespace: str | None = None) -> dict[str, int]:
-        """Re-create the dense index of ``namespace`` (None: all) from the chunk log; returns chunks per namespace."""
-        done = {}
-        for ns in [namespace] if namespace else self.namespaces():
-            self._collections.pop(ns, None)
-            name = self._prefix + validate_id(ns, "namespace")
-            if name in [c.name for c in self._call(self._client.list_collections)]:
-                self._call(lambda name=name: self._client.delete_collection(name))
-            count = 0
-            for doc_id in self.doc_ids(ns):
-                count += self.add(ns, doc_id, self.chunks(ns, doc_id))
-            done[ns] = count
-        return done
+    def clear(self, namespaces: Iterable[str] = ()) -> None:
+        """Drop the chunk logs and BM25 indexes of every namespace, and its collections: in an embedded
+        database all of this store's, on a shared server those of the namespaces in the log and in
+        ``namespaces`` (``rebuild_store`` refills them)."""
+        import shutil
+
+        self._writing()
+        ours = {self._prefix + ns for ns in [*self.namespaces(), *namespaces]}
+        for collection in self._call(self._client.list_collections):
+            if collection.name in ours or (self.mode != "server" and collection.name.startswith(self._prefix)):
+                self._call(lambda name=collection.name: self._client.delete_collection(name))
+        self._collections.clear()
+        if self.path is not None:
+            with storage_errors(f"the index {self.path}"):
+                shutil.rmtree(self.path / NAMESPACES, ignore_errors=True)
+        for ns in list(self._log):
+            self._log.pop(ns)
+            self._versions[ns] = self._versions.get(ns, 0) + 1
 
     # -- reads -------------------------------------------------------------------------------------------
 
@@ -400,6 +464,34 @@ class ChromaStore:
         self._lock = None
 
 
+def _stamp(folder: Path | None) -> int:
+    """Changes when a file is renamed into or out of ``folder`` (every chunk-log write does one)."""
+    try:
+        return folder.stat().st_mtime_ns if folder is not None else 0
+    except OSError:
+        return 0
+
+
+def _read_log(file: Path, namespace: str) -> tuple[list[Chunk], str | None]:
+    """One document's chunk log: its chunks and the hash of their text (None in logs of the first format)."""
+    try:
+        data = json.loads(file.read_bytes().decode("utf-8"))
+        rows, doc_hash = (data, None) if isinstance(data, list) else (data["chunks"], data["doc_hash"])
+        return [Chunk(file.stem, r["index"], r["text"], r["char_start"], r["char_end"]) for r in rows], doc_hash
+    except (OSError, ValueError, KeyError, TypeError) as exc:
+        raise StoreCorruptedError(
+            f"the chunk log of {file.stem!r} in namespace {namespace!r} is damaged ({type(exc).__name__}); {_REBUILD}"
+        ) from exc
+
+
+def _move_old_layout(path: Path) -> None:
+    """Move namespaces of the first layout (``<dir>/<namespace>/chunks``) under ``namespaces/``."""
+    for log in list(path.glob("*/chunks")):
+        if log.parent.name not in (NAMESPACES, "chroma"):
+            (path / NAMESPACES).mkdir(exist_ok=True)
+            os.replace(log.parent, path / NAMESPACES / log.parent.name)
+
+
 def _doc_filter(doc_ids: Iterable[str] | None) -> dict[str, Any] | None:
     if doc_ids is None:
         return None
@@ -433,20 +525,35 @@ def _is_connection_error(exc: BaseException | None) -> bool:
     return False
 
 
-def rebuild_store(path: str | os.PathLike[str], *, embedder: Embedder | None = None) -> dict[str, int]:
-    """Re-create the embedded database under ``path`` from its chunk log; returns chunks per namespace.
+def rebuild_store(
+    path: str | os.PathLike[str],
+    documents: Iterable[tuple[str, str, str, Sequence[Chunk]]],
+    *,
+    embedder: Embedder | None = None,
+    host: str | None = None,
+    port: int = 8000,
+) -> dict[str, int]:
+    """Re-create everything under ``path`` (and the collections on a server) from the stored documents:
+    ``documents`` yields (namespace, doc_id, doc_hash, chunks). Returns chunks per namespace.
 
-    A database that cannot be opened is first moved aside to ``chroma.damaged-<time>`` (nothing is deleted).
+    An embedded database that cannot be opened is first moved aside to ``chroma.damaged-<time>`` (nothing is
+    deleted).
     """
     path = Path(path).expanduser()
     try:
-        store = ChromaStore(path, embedder=embedder)
+        store = ChromaStore(path, embedder=embedder, host=host, port=port)
     except StoreCorruptedError:
         import time
 
-        os.replace(path / "chroma", path / f"chroma.damaged-{int(time.time())}")
-        store = ChromaStore(path, embedder=embedder)
+        with storage_errors(f"the index {path}"):
+            os.replace(path / "chroma", path / f"chroma.damaged-{time.time_ns()}")
+        store = ChromaStore(path, embedder=embedder, host=host, port=port)
     try:
-        return store.rebuild()
+        documents = list(documents)
+        store.clear({namespace for namespace, *_ in documents})
+        done: dict[str, int] = {}
+        for namespace, doc_id, doc_hash, chunks in documents:
+            done[namespace] = done.get(namespace, 0) + store.add(namespace, doc_id, chunks, doc_hash=doc_hash)
+        return done
     finally:
         store.close()

@@ -14,17 +14,21 @@ This module knows generators and tasks; nothing about models or training.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import hashlib
 import json
 import threading
 import time
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Protocol, runtime_checkable
 
-from lift_memory.errors import GeneratorError
+from lift_memory.errors import GeneratorError, StorageError
 from lift_memory.files import atomic_write
 from lift_memory.types import Task
+
+
+_MAX_BACKOFF = 2.0  # seconds, at most, between two tries of a unit
 
 
 class GenerationRejected(GeneratorError):
@@ -118,14 +122,21 @@ class TaskStream:
         self._lock = threading.Lock()
         self._thread: threading.Thread | None = None
         self._error: BaseException | None = None
+        self._abandoned = False
+        self._finished = 0  # units done or skipped
+        self._started = 0.0
 
     def start(self) -> TaskStream:
         """Load the cached tasks, or start writing them in the background."""
         if self.cache_file is not None and self.cache_file.is_file():
-            data = json.loads(self.cache_file.read_text(encoding="utf-8"))
-            self._tasks = [Task(**t) for t in data["tasks"]]
-            self.stats = SynthesisStats(**{**data["stats"], "cached": True})
-            return self
+            try:
+                data = json.loads(self.cache_file.read_text(encoding="utf-8"))
+                self._tasks = [Task(**t) for t in data["tasks"]]
+                self.stats = SynthesisStats(**{**data["stats"], "cached": True})
+                return self
+            except (OSError, ValueError, KeyError, TypeError):  # a damaged cache entry: write the tasks again
+                self._tasks, self.stats = [], SynthesisStats(generator=self.generator.identity)
+        self._started = time.monotonic()
         self._thread = threading.Thread(target=self._run, name="lift-memory-synthesis", daemon=True)
         self._thread.start()
         return self
@@ -139,16 +150,35 @@ class TaskStream:
     def done(self) -> bool:
         return self._thread is None or not self._thread.is_alive()
 
+    def deadline(self) -> float:
+        """Seconds after :meth:`start` by which every unit has finished if the generator honours cancellation:
+        each wave of ``concurrency`` units spends at most ``max_attempts`` tries of ``timeout`` seconds, plus
+        the backoff between tries."""
+        waves = -(-max(self.stats.units, 1) // self.concurrency)
+        return waves * self.max_attempts * (self.timeout + _MAX_BACKOFF) + 1.0
+
     def wait(self) -> SynthesisStats:
-        """Block until every unit is done or skipped; cache the result; return the statistics."""
+        """Block until every unit is done or skipped, at most until :meth:`deadline`: a generator that blocks
+        without yielding (and so ignores its per-try timeout) is abandoned then, its unfinished units counted
+        as skipped (``"abandoned"``) and nothing cached. Caches a finished result; returns the statistics."""
         if self._thread is not None:
-            self._thread.join()
+            self._thread.join(max(self._started + self.deadline() - time.monotonic(), 0.0))
+            if self._thread.is_alive():  # a daemon thread: it cannot keep the process alive either
+                with self._lock:
+                    stats = replace(self.stats, skip_reasons=dict(self.stats.skip_reasons))
+                    self._abandoned = True
+                    left = max(stats.units - self._finished, 0)
+                stats.skipped_units += left
+                stats.skip_reasons["abandoned"] = left
+                self.stats, self._thread = stats, None
+                return stats
             self._thread = None
             if self._error is not None:
                 raise self._error
             if self.cache_file is not None:
                 payload = {"tasks": [t.to_dict() for t in self._tasks], "stats": asdict(self.stats)}
-                atomic_write(self.cache_file, json.dumps(payload).encode("utf-8"))
+                with contextlib.suppress(StorageError):  # the cache saves work next time; a full disk costs it
+                    atomic_write(self.cache_file, json.dumps(payload).encode("utf-8"))
         return self.stats
 
     def _run(self) -> None:
@@ -169,24 +199,33 @@ class TaskStream:
                     tasks = await self._with_retries(unit)
                 except Exception as exc:  # a misbehaving generator loses this unit; it is counted, not raised
                     reason = type(exc).__name__
-                    self.stats.skipped_units += 1
-                    self.stats.skip_reasons[reason] = self.stats.skip_reasons.get(reason, 0) + 1
+                    with self._lock:
+                        self._finished += 1
+                        if self._abandoned:
+                            return
+                        self.stats.skipped_units += 1
+                        self.stats.skip_reasons[reason] = self.stats.skip_reasons.get(reason, 0) + 1
                     return
                 with self._lock:
+                    self._finished += 1
+                    if self._abandoned:
+                        return
                     self._tasks.extend(tasks)
                     self.stats.made += len(tasks)
                     if self.stats.first_task_seconds is None and tasks:
                         self.stats.first_task_seconds = round(time.perf_counter() - started, 3)
 
         await asyncio.gather(*(one(u) for u in units))
-        self.stats.seconds = round(time.perf_counter() - started, 3)
+        with self._lock:
+            if not self._abandoned:
+                self.stats.seconds = round(time.perf_counter() - started, 3)
 
     async def _with_retries(self, unit: tuple[int, int]) -> list[Task]:
         from tenacity import AsyncRetrying, retry_if_exception, stop_after_attempt, wait_exponential_jitter
 
         async for attempt in AsyncRetrying(
             stop=stop_after_attempt(self.max_attempts),
-            wait=wait_exponential_jitter(multiplier=0.05, max=2.0),
+            wait=wait_exponential_jitter(multiplier=0.05, max=_MAX_BACKOFF),
             retry=retry_if_exception(_retryable),
             reraise=True,
         ):

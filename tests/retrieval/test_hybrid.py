@@ -73,7 +73,7 @@ def test_bm25_index_is_persisted_and_follows_changes(tmp_path):
     store.add("ns", "d1", chunk_document(TEXT, "d1", make_tokenizer(), size=40))
     retriever = HybridRetriever(store)
     first = retriever.bm25("ns")
-    assert (tmp_path / "ns" / "bm25" / "ids.json").is_file()
+    assert (tmp_path / "namespaces" / "ns" / "bm25" / "ids.json").is_file()
     assert retriever.bm25("ns") is first  # unchanged chunks: the cached index
     store.add("ns", "d2", chunk_document("Zanzibar zebras zigzag.", "d2", make_tokenizer(), size=40))
     assert retriever.retrieve("zebras", "ns", k=1, methods=["bm25"])[0].doc_id == "d2"

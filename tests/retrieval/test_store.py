@@ -95,7 +95,7 @@ def test_a_store_held_by_another_process_is_refused(tmp_path):
         holder.kill()
 
 
-def test_a_damaged_database_is_reported_and_rebuilt_from_the_chunk_log(tmp_path):
+def test_a_damaged_database_is_reported_and_rebuilt_from_the_documents(tmp_path):
     store = ChromaStore(tmp_path, embedder=HashEmbedder())
     store.add("ns", "d1", _chunks())
     expected = store.count("ns")
@@ -105,9 +105,10 @@ def test_a_damaged_database_is_reported_and_rebuilt_from_the_chunk_log(tmp_path)
         file.write_bytes(b"this is not a database" * 100)
     with pytest.raises(StoreCorruptedError, match="lift-memory rebuild"):
         ChromaStore(tmp_path, embedder=HashEmbedder())
-    assert rebuild_store(tmp_path, embedder=HashEmbedder()) == {"ns": expected}
+    assert rebuild_store(tmp_path, [("ns", "d1", "h1", _chunks())], embedder=HashEmbedder()) == {"ns": expected}
     reopened = ChromaStore(tmp_path, embedder=HashEmbedder())
     assert reopened.count("ns") == expected and reopened.containing("ns", ["Ada Lovelace"], 5)
+    assert reopened.doc_hash("ns", "d1") == "h1" and list(tmp_path.glob("chroma.damaged-*"))
 
 
 def _free_port() -> int:

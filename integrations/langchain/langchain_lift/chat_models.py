@@ -11,7 +11,7 @@ from langchain_core.language_models import BaseChatModel, LangSmithParams
 from langchain_core.messages import AIMessage, AIMessageChunk, BaseMessage
 from langchain_core.messages.ai import UsageMetadata
 from langchain_core.outputs import ChatGeneration, ChatGenerationChunk, ChatResult
-from pydantic import ConfigDict, SecretStr
+from pydantic import ConfigDict, Field, SecretStr
 
 from langchain_lift._memory import MemoryFields
 
@@ -58,15 +58,15 @@ class ChatLIFT(MemoryFields, BaseChatModel):
     """Retrieval namespace (default: the memory's)."""
     mode: Literal["auto", "lift", "rag", "hybrid", "icl"] = "auto"
     """Route: ``auto`` lets the router decide per question."""
-    k: int | None = None
+    k: int | None = Field(default=None, ge=1)
     """Snippets to retrieve (default: the memory's)."""
-    temperature: float = 0.0
+    temperature: float = Field(default=0.0, ge=0.0)
     """0 decodes greedily."""
-    max_tokens: int | None = None
+    max_tokens: int | None = Field(default=None, ge=1)
     """Generation budget in tokens (default: the memory's)."""
     stop: list[str] | None = None
     """Cut the answer before the first of these strings."""
-    timeout: float | None = None
+    timeout: float | None = Field(default=None, gt=0)
     """Stop decoding after this many seconds."""
     max_retries: int = 0
     """Accepted for LangChain's standard parameters; a local model makes no remote calls to retry."""

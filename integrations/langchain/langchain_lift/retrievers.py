@@ -7,7 +7,7 @@ from typing import Any
 from langchain_core.callbacks import CallbackManagerForRetrieverRun
 from langchain_core.documents import Document
 from langchain_core.retrievers import BaseRetriever
-from pydantic import ConfigDict
+from pydantic import ConfigDict, Field
 
 from langchain_lift._memory import MemoryFields
 
@@ -31,7 +31,7 @@ class LiftRetriever(MemoryFields, BaseRetriever):
 
     model_config = ConfigDict(extra="forbid", arbitrary_types_allowed=True, populate_by_name=True)
 
-    k: int = 4
+    k: int = Field(default=4, ge=1)
     """Documents to return (``invoke(query, k=...)`` overrides it per call)."""
     namespace: str | None = None
     """Retrieval namespace (default: the memory's)."""

@@ -38,6 +38,7 @@ from langgraph.store.base import (
 from langgraph.store.base.embed import get_text_at_path
 
 from langchain_lift._memory import open_memory
+from lift_memory.errors import InvalidDocumentError, StorageError
 
 _SEP = "\x1f"  # joins namespace labels in the database (labels cannot contain it usefully)
 _SCHEMA = """
@@ -191,31 +192,48 @@ class LiftStore(BaseStore):
         return "\n".join(p for p in parts if p and p.strip())
 
     def _put(self, op: PutOp) -> None:
+        """Validate first (the value must be JSON), then change the index, then the row; if the row cannot be
+        written, the index is put back as it was."""
         ns = _SEP.join(op.namespace)
-        old = self._db.execute("SELECT doc_id, created_at FROM items WHERE namespace = ? AND key = ?", (ns, op.key))
-        old = old.fetchone()
-        if old and old[0] and old[0] in self.memory.bank:
-            self.memory.forget(old[0])
+        row = self._db.execute(
+            "SELECT doc_id, created_at, value FROM items WHERE namespace = ? AND key = ?", (ns, op.key)
+        ).fetchone()
         if op.value is None:
+            if row and row[0] and row[0] in self.memory.bank:
+                self.memory.forget(row[0])
             self._db.execute("DELETE FROM items WHERE namespace = ? AND key = ?", (ns, op.key))
             return
-        now = dt.datetime.now(dt.timezone.utc).isoformat()
+        try:
+            value = json.dumps(op.value)
+        except (TypeError, ValueError) as exc:
+            raise InvalidDocumentError(f"the value of {op.key!r} cannot be stored as JSON: {exc}") from exc
         fields = self.index_fields if op.index is None else (op.index or [])
         text = self._text(dict(op.value), fields) if op.index is not False else ""
-        doc_id = None
-        if text:
-            doc_id = "kv-" + _digest(*op.namespace, op.key)[:24]
-            self.memory.memorize(
-                text, doc_id=doc_id, title=op.key, train=False, replace=True, namespace=lift_namespace(op.namespace)
+        doc_id = "kv-" + _digest(*op.namespace, op.key)[:24] if text else None
+        self._index_item(op.namespace, op.key, doc_id, text, row[0] if row else None)
+        now = dt.datetime.now(dt.timezone.utc).isoformat()
+        try:
+            self._db.execute(
+                "INSERT OR REPLACE INTO items VALUES (?, ?, ?, ?, ?, ?)",
+                (ns, op.key, value, row[1] if row else now, now, doc_id),
             )
-        self._db.execute(
-            "INSERT OR REPLACE INTO items VALUES (?, ?, ?, ?, ?, ?)",
-            (ns, op.key, json.dumps(op.value), old[1] if old else now, now, doc_id),
-        )
+        except sqlite3.Error as exc:
+            old_text = self._text(json.loads(row[2]), self.index_fields) if row and row[0] else ""
+            self._index_item(op.namespace, op.key, row[0] if row else None, old_text, doc_id)
+            raise StorageError(f"cannot write the item {op.key!r}: {exc}; the store is unchanged") from exc
         if doc_id and self.memorize_every:
             self._pending[op.namespace] = self._pending.get(op.namespace, 0) + 1
             if self._pending[op.namespace] >= self.memorize_every:
                 self._memorize_namespace(op.namespace)
+
+    def _index_item(self, namespace, key: str, doc_id: str | None, text: str, old_doc_id: str | None) -> None:
+        """Make the index hold ``text`` as ``doc_id`` (None: nothing) and drop ``old_doc_id`` if it differs."""
+        if doc_id:
+            self.memory.memorize(
+                text, doc_id=doc_id, title=key, train=False, replace=True, namespace=lift_namespace(namespace)
+            )
+        if old_doc_id and old_doc_id != doc_id and old_doc_id in self.memory.bank:
+            self.memory.forget(old_doc_id)
 
     def _memorize_namespace(self, namespace: tuple[str, ...]) -> None:
         rows = self._db.execute(
