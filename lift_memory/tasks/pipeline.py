@@ -27,7 +27,6 @@ from lift_memory.errors import GeneratorError, StorageError
 from lift_memory.files import atomic_write
 from lift_memory.types import Task
 
-
 _MAX_BACKOFF = 2.0  # seconds, at most, between two tries of a unit
 
 
