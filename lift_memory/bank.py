@@ -5,17 +5,23 @@ Layout under the memory root::
     docs/<doc_id>/document-<sha>.txt             the memorized text (ask reads its head and tail)
     docs/<doc_id>/adapter-<sha>.safetensors      adapter weights
     docs/<doc_id>/manifest.json                  what was trained, on which base model, and how
+    docs/<doc_id>/.journal.json                  only during a write: how to undo it
     locks/<doc_id>.lock                          held by the process that writes the document
 
-Every file is written to a temporary name and renamed into place. Text and weights are named by their
-content; the manifest goes last and names them, so a reader sees either the old memory or the new one, never a
-mix. Writers take the document's lock (:meth:`AdapterBank.transaction`) for the whole check-then-write, and a
-transaction that fails, by an exception or Ctrl-C, puts the old manifest back; one killed outright leaves the old
-or the new manifest, both whole, and the next writer prunes the files it left. Nothing read from disk is trusted:
-file names taken from a manifest must be this module's own, and a manifest that cannot be read makes only its own
-memory fail, with :class:`DamagedMemoryError`. Safetensors only: no pickle is ever loaded.
+Every file is written to a temporary name and renamed into place; text and weights are named by their content.
+A write is a :class:`Transaction`: it holds the document's inter-process lock for the whole check-then-write,
+and before changing anything it writes a journal with the committed manifest (and whatever undo data its caller
+adds, such as the document's retrieval chunks). While a journal exists, readers see the manifest it holds, so
+they see the old memory until the write commits by removing the journal. A write that fails (an exception,
+Ctrl-C) is rolled back at once; one whose process died (kill -9, power loss) is rolled back by the next process
+that writes or recovers the document. Either way the earlier memory comes back exactly.
 
-The bank knows nothing about models, training or retrieval.
+Nothing read from disk is trusted: file names taken from a manifest must be this module's own, and a manifest
+that cannot be read makes only its own memory fail, with :class:`DamagedMemoryError`. Safetensors only: no
+pickle is ever loaded.
+
+The bank knows nothing about models, training or retrieval: undo data is opaque JSON that the caller's
+``undo`` function applies.
 """
 
 from __future__ import annotations
@@ -26,20 +32,48 @@ import json
 import os
 import re
 import shutil
+import threading
 import uuid
-from collections.abc import Iterator
+import warnings
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
-from lift_memory.errors import DamagedMemoryError, UnknownDocumentError, first_line
+from lift_memory.errors import DamagedMemoryError, DocumentBusyError, UnknownDocumentError, first_line
 from lift_memory.files import atomic_write, locked, storage_errors
 from lift_memory.ids import validate_id
 
 MANIFEST = "manifest.json"
+JOURNAL = ".journal.json"
 FORMAT = 1
-_PREVIOUS = ".manifest.previous"  # the manifest a running transaction restores if it fails
 _OWN_FILE = re.compile(r"(document-[0-9a-f]{16}\.txt|adapter-[0-9a-f]{16}\.safetensors)")
 _WAY_OUT = "forget it, or memorize it again with replace=True (CLI: --replace)"
+
+Undo = Callable[[str, dict[str, Any]], None]
+"""Applies a journal's undo data for a document: ``undo(doc_id, data)``; raising keeps the journal."""
+
+
+class Transaction:
+    """An open write of one document (see :meth:`AdapterBank.transaction`)."""
+
+    def __init__(self, bank: AdapterBank, doc_id: str, committed: str | None) -> None:
+        self.bank, self.doc_id = bank, doc_id
+        self._journal = {"format": FORMAT, "manifest": committed, "undo": {}}
+        self._write()
+
+    def keep(self, key: str, data: Any) -> None:
+        """Record undo data (JSON) under ``key``, on disk before the change it undoes; the first record of a key
+        wins, since it is the state before the transaction."""
+        if key not in self._journal["undo"]:
+            self._journal["undo"][key] = data
+            self._write()
+
+    def kept(self, key: str) -> Any:
+        return self._journal["undo"].get(key)
+
+    def _write(self) -> None:
+        with storage_errors(f"the memory {self.doc_id!r}"):
+            atomic_write(self.bank._dir(self.doc_id) / JOURNAL, json.dumps(self._journal).encode("utf-8"))
 
 
 class AdapterBank:
@@ -56,18 +90,26 @@ class AdapterBank:
         self.docs = self.root / "docs"
         self.lock_timeout = lock_timeout
         self._cache: dict[str, tuple[tuple[int, int, int], dict[str, Any]]] = {}
+        self._writers: dict[str, int] = {}  # doc_id -> thread holding its transaction in this process
 
     def _dir(self, doc_id: str) -> Path:
         return self.docs / validate_id(doc_id)
 
     def __contains__(self, doc_id: str) -> bool:
-        return (self._dir(doc_id) / MANIFEST).is_file()
+        try:
+            return self._committed(doc_id) is not None
+        except DamagedMemoryError:
+            return True
 
     def ids(self) -> list[str]:
         """Stored document ids (damaged ones included), sorted."""
         if not self.docs.is_dir():
             return []
-        return sorted(p.parent.name for p in self.docs.glob(f"*/{MANIFEST}") if not p.parent.name.startswith("."))
+        return sorted(
+            folder.name
+            for folder in self.docs.iterdir()
+            if not folder.name.startswith(".") and folder.is_dir() and folder.name in self
+        )
 
     def exists(self, doc_id: str) -> bool:
         """Whether anything is stored under ``doc_id``, a damaged or incomplete record included."""
@@ -75,23 +117,56 @@ class AdapterBank:
 
     # -- reading -----------------------------------------------------------------------------------------
 
+    def _committed(self, doc_id: str) -> bytes | None:
+        """The committed manifest's bytes: the journal's while another writer's transaction is open (or a dead
+        writer's journal awaits recovery), else the manifest file's; None when nothing is committed."""
+        folder = self._dir(doc_id)
+        if self._writers.get(doc_id) != threading.get_ident():
+            journal = self._read_journal(doc_id)
+            if journal is not None:
+                committed = journal["manifest"]
+                return None if committed is None else committed.encode("utf-8", "surrogateescape")
+        try:
+            return (folder / MANIFEST).read_bytes()
+        except FileNotFoundError:
+            return None
+        except OSError as exc:
+            raise self.damaged(doc_id, f"its manifest is unreadable ({type(exc).__name__})") from exc
+
+    def _read_journal(self, doc_id: str) -> dict[str, Any] | None:
+        path = self._dir(doc_id) / JOURNAL
+        try:
+            journal = json.loads(path.read_bytes().decode("utf-8"))
+            if not isinstance(journal, dict) or not isinstance(journal.get("manifest"), str | None):
+                raise ValueError("not a journal")
+            return journal
+        except FileNotFoundError:
+            return None
+        except (OSError, ValueError) as exc:
+            raise self.damaged(doc_id, f"its journal is unreadable ({type(exc).__name__})") from exc
+
     def manifest(self, doc_id: str) -> dict[str, Any]:
-        """The manifest of ``doc_id``: :class:`UnknownDocumentError` if none is stored,
+        """The committed manifest of ``doc_id``: :class:`UnknownDocumentError` if none is stored,
         :class:`DamagedMemoryError` if it cannot be read or names files that are not its own."""
         path = self._dir(doc_id) / MANIFEST
+        if not (self._dir(doc_id) / JOURNAL).exists():
+            with contextlib.suppress(OSError):
+                stat = path.stat()
+                cached = self._cache.get(doc_id)
+                if cached is not None and cached[0] == (stat.st_mtime_ns, stat.st_size, stat.st_ino):
+                    return cached[1]
+        else:
+            stat = None
+        data = self._committed(doc_id)
+        if data is None:
+            raise UnknownDocumentError(self._unknown(doc_id))
         try:
-            stat = path.stat()
-            key = (stat.st_mtime_ns, stat.st_size, stat.st_ino)
-            cached = self._cache.get(doc_id)
-            if cached is not None and cached[0] == key:
-                return cached[1]
-            manifest = json.loads(path.read_bytes().decode("utf-8"))
-        except FileNotFoundError:
-            raise UnknownDocumentError(self._unknown(doc_id)) from None
-        except (OSError, ValueError) as exc:  # JSONDecodeError and UnicodeDecodeError are ValueErrors
+            manifest = json.loads(data.decode("utf-8"))
+        except ValueError as exc:  # JSONDecodeError and UnicodeDecodeError are ValueErrors
             raise self.damaged(doc_id, f"its manifest is unreadable ({type(exc).__name__})") from exc
         self._check(doc_id, manifest)
-        self._cache[doc_id] = (key, manifest)
+        if stat is not None:
+            self._cache[doc_id] = ((stat.st_mtime_ns, stat.st_size, stat.st_ino), manifest)
         return manifest
 
     def _check(self, doc_id: str, manifest: Any) -> None:
@@ -110,7 +185,7 @@ class AdapterBank:
 
     def _unknown(self, doc_id: str) -> str:
         known = self.ids()
-        listing = ", ".join(known[:5]) + (" ..." if len(known) > 5 else "") if known else "none stored yet"
+        listing = ", ".join(known[:10]) + (" ..." if len(known) > 10 else "") if known else "none"
         return f"no memory with doc_id {doc_id!r} (stored: {listing}); see `lift-memory list`"
 
     def text(self, doc_id: str) -> str:
@@ -128,7 +203,7 @@ class AdapterBank:
         from safetensors.torch import load_file
 
         file = (self.manifest(doc_id).get("adapter") or {}).get("file")
-        if not file:
+        if file is None:
             return None
         try:
             return load_file(self._dir(doc_id) / file)
@@ -139,41 +214,86 @@ class AdapterBank:
 
     # -- writing -----------------------------------------------------------------------------------------
 
-    @contextlib.contextmanager
-    def transaction(self, doc_id: str) -> Iterator[None]:
-        """Hold ``doc_id``'s inter-process lock; if the block fails, put the manifest back as it was.
+    def _lock(self, doc_id: str, timeout: float):
+        return locked(self.root / "locks" / f"{doc_id}.lock", timeout=timeout, what=f"doc_id {doc_id!r}")
 
-        Every write of a document (``save``, ``update_manifest``, ``delete``) happens inside one. Files the
-        restored (or the new) manifest does not name are pruned when the block ends.
+    @contextlib.contextmanager
+    def transaction(self, doc_id: str, undo: Undo | None = None) -> Iterator[Transaction]:
+        """Write ``doc_id`` all or nothing: hold its inter-process lock, journal the committed state, and commit
+        when the block ends; if the block fails, roll back (``undo`` applies the undo data callers kept, then
+        the manifest returns). A dead writer's journal found on entry is rolled back first.
+
+        Every write of a document (``save``, ``update_manifest``, ``delete``) happens inside one.
         """
         folder = self._dir(doc_id)
-        with locked(self.root / "locks" / f"{doc_id}.lock", timeout=self.lock_timeout, what=f"doc_id {doc_id!r}"):
-            self._prune(doc_id)  # what a killed writer left
-            manifest, previous = folder / MANIFEST, folder / _PREVIOUS
-            had = manifest.is_file()
-            if had:
-                with storage_errors(f"the memory {doc_id!r}"):
-                    previous.unlink(missing_ok=True)
-                    try:
-                        os.link(manifest, previous)  # new manifests replace the name, the old inode stays
-                    except OSError:
-                        shutil.copy2(manifest, previous)
+        with self._lock(doc_id, self.lock_timeout):
+            self._roll_back(doc_id, undo)  # what a killed writer left, if anything
+            with storage_errors(f"the memory {doc_id!r}"):
+                try:  # surrogateescape: a damaged manifest's bytes come back unchanged on rollback
+                    committed = (folder / MANIFEST).read_bytes().decode("utf-8", "surrogateescape")
+                except FileNotFoundError:
+                    committed = None
+            self._writers[doc_id] = threading.get_ident()
             try:
-                yield
-            except BaseException:
-                if had and previous.exists():
-                    os.replace(previous, manifest)
-                elif folder.is_dir():
-                    shutil.rmtree(folder, ignore_errors=True)
-                self._cache.pop(doc_id, None)
+                yield Transaction(self, doc_id, committed)
+            except BaseException as exc:
+                try:
+                    self._roll_back(doc_id, undo)
+                except Exception as failed:  # the journal stays: the next writer or `recover` finishes it
+                    if hasattr(exc, "add_note"):
+                        exc.add_note(f"rolling back {doc_id!r} is unfinished ({first_line(failed)}); it is retried")
                 raise
+            else:
+                with storage_errors(f"the memory {doc_id!r}"):
+                    (folder / JOURNAL).unlink(missing_ok=True)  # the commit
             finally:
-                self._prune(doc_id)
+                self._writers.pop(doc_id, None)
+                self._cache.pop(doc_id, None)
+            self._prune(doc_id)
+
+    def recover(self, undo: Undo | None = None) -> list[str]:
+        """Roll back the writes of processes that died mid-write (their journals remain) and whose lock is free;
+        returns the ids rolled back. Writes in progress are left alone."""
+        done = []
+        for journal in sorted(self.docs.glob(f"*/{JOURNAL}")) if self.docs.is_dir() else []:
+            doc_id = journal.parent.name
+            try:
+                with self._lock(doc_id, 0):
+                    if self._roll_back(doc_id, undo):
+                        done.append(doc_id)
+            except DocumentBusyError:
+                continue
+        return done
+
+    def _roll_back(self, doc_id: str, undo: Undo | None) -> bool:
+        """Undo an open journal of ``doc_id`` (its caller holds the lock): undo data first, then the committed
+        manifest returns, then the journal goes, so that a failure at any point leaves it to be retried."""
+        folder = self._dir(doc_id)
+        try:
+            journal = self._read_journal(doc_id)
+        except DamagedMemoryError:  # atomic writes make this unlikely; without it the manifest file stands
+            warnings.warn(f"discarding the unreadable journal of {doc_id!r}", RuntimeWarning, stacklevel=3)
+            (folder / JOURNAL).unlink(missing_ok=True)
+            return False
+        if journal is None:
+            return False
+        if undo is not None and journal.get("undo"):
+            undo(doc_id, journal["undo"])
+        self._cache.pop(doc_id, None)
+        committed = journal["manifest"]
+        if committed is None:  # the document did not exist before
+            if folder.is_dir():
+                self._remove(folder)
+        else:
+            atomic_write(folder / MANIFEST, committed.encode("utf-8", "surrogateescape"))
+            (folder / JOURNAL).unlink(missing_ok=True)
+            self._prune(doc_id)
+        return True
 
     def _prune(self, doc_id: str) -> None:
         """Remove files of ``doc_id`` that its manifest does not name (earlier versions, temporaries)."""
         folder = self._dir(doc_id)
-        if not folder.is_dir():
+        if not folder.is_dir() or (folder / JOURNAL).exists():
             return
         try:
             manifest = self.manifest(doc_id)
@@ -189,8 +309,8 @@ class AdapterBank:
                     path.unlink(missing_ok=True)
 
     def save(self, doc_id: str, *, text: str, manifest: dict[str, Any], state: dict[str, Any] | None) -> None:
-        """Store a document: text and adapter under content names first, the manifest last (call it inside
-        :meth:`transaction`, which prunes the earlier version's files)."""
+        """Store a document: text and adapter under content names first, the manifest last (inside
+        :meth:`transaction`, which commits it and prunes the earlier version's files)."""
         from safetensors.torch import save
 
         folder = self._dir(doc_id)
@@ -201,6 +321,7 @@ class AdapterBank:
         self._write_manifest(doc_id, manifest)
 
     def _write_manifest(self, doc_id: str, manifest: dict[str, Any]) -> None:
+        assert self._writers.get(doc_id) == threading.get_ident(), "writes happen inside a transaction"
         atomic_write(self._dir(doc_id) / MANIFEST, json.dumps(manifest, indent=2, sort_keys=True).encode("utf-8"))
         self._cache.pop(doc_id, None)
 
@@ -212,20 +333,24 @@ class AdapterBank:
         return name
 
     def update_manifest(self, doc_id: str, **fields: Any) -> dict[str, Any]:
-        """Merge ``fields`` into the manifest of ``doc_id`` (atomic) and return the result."""
+        """Merge ``fields`` into the manifest of ``doc_id`` (inside :meth:`transaction`) and return the result."""
         manifest = {**self.manifest(doc_id), **fields}
         self._write_manifest(doc_id, manifest)
         return manifest
 
     def delete(self, doc_id: str) -> None:
-        """Remove ``doc_id``, a damaged record included: renamed away first (atomic for readers), then deleted."""
-        folder = self._dir(doc_id)
-        if not folder.is_dir():
+        """Remove ``doc_id``, a damaged record included (inside :meth:`transaction`): renamed away in one step,
+        which commits the deletion, then deleted."""
+        assert self._writers.get(doc_id) == threading.get_ident(), "writes happen inside a transaction"
+        if not self._dir(doc_id).is_dir():
             raise UnknownDocumentError(self._unknown(doc_id))
-        trash = self.docs / f".trash-{uuid.uuid4().hex}"
-        with storage_errors(f"the memory {doc_id!r}"):
-            os.replace(folder, trash)
+        self._remove(self._dir(doc_id))
         self._cache.pop(doc_id, None)
+
+    def _remove(self, folder: Path) -> None:
+        trash = self.docs / f".trash-{uuid.uuid4().hex}"
+        with storage_errors(f"the memory {folder.name!r}"):
+            os.replace(folder, trash)
         shutil.rmtree(trash, ignore_errors=True)
         for stale in self.docs.glob(".trash-*"):  # left by a process killed while deleting
             shutil.rmtree(stale, ignore_errors=True)

@@ -58,9 +58,10 @@ class Engine:
             from lift_memory.prelift import load_start
 
             self.start = load_start(config.start, self.base, self.adapter)
-        self.loaded: str | None = None  # doc_id whose weights are in the slot
-        self.states: OrderedDict[str, dict[str, Any]] = OrderedDict()
-        self._docs: OrderedDict[str, Any] = OrderedDict()
+        # Caches are keyed by (doc_id, content-named file), so a document another process replaced is read anew.
+        self.loaded: tuple[str, str] | None = None  # whose weights are in the slot
+        self.states: OrderedDict[tuple[str, str], dict[str, Any]] = OrderedDict()
+        self._docs: OrderedDict[tuple[str, str], Any] = OrderedDict()
         self.lock = threading.RLock()
 
     @property
@@ -82,13 +83,14 @@ class Engine:
         """The stored text of ``doc_id``, tokenized (cached)."""
         from lift_memory.segment import tokenize
 
-        doc = self._docs.get(doc_id)
+        key = (doc_id, self.bank.manifest(doc_id)["document_file"])
+        doc = self._docs.get(key)
         if doc is None:
             doc = tokenize(self.bank.text(doc_id), self.tokenizer)
-            self._docs[doc_id] = doc
+            self._docs[key] = doc
             while len(self._docs) > _DOC_CACHE:
                 self._docs.popitem(last=False)
-        self._docs.move_to_end(doc_id)
+        self._docs.move_to_end(key)
         return doc
 
     def fits(self, n_tokens: int) -> bool:
@@ -103,17 +105,18 @@ class Engine:
 
     def forget(self, doc_id: str) -> None:
         """Drop anything cached about ``doc_id``."""
-        self.states.pop(doc_id, None)
-        self._docs.pop(doc_id, None)
-        if self.loaded == doc_id:
+        for cache in (self.states, self._docs):
+            for key in [key for key in cache if key[0] == doc_id]:
+                del cache[key]
+        if self.loaded is not None and self.loaded[0] == doc_id:
             self.loaded = None
 
-    def remember(self, doc_id: str, state: dict[str, Any] | None) -> None:
+    def remember(self, doc_id: str, state: dict[str, Any] | None, manifest: dict[str, Any]) -> None:
         """Cache a freshly stored adapter state (it is what the slot holds after training)."""
         self.forget(doc_id)
         if state is not None:
-            self.states[doc_id] = state
-            self.loaded = doc_id
+            self.loaded = (doc_id, manifest["adapter"]["file"])
+            self.states[self.loaded] = state
 
     def check_compatible(self, manifest: dict[str, Any]) -> None:
         """Refuse an adapter trained on another base model, tokenizer or adapter layout."""
@@ -136,18 +139,19 @@ class Engine:
         """Context in which the model runs with ``doc_id``'s adapter (None: the exact base model)."""
         if doc_id is None:
             return self.adapter.disabled()
-        if doc_id != self.loaded:
-            state = self.states.get(doc_id)
+        manifest = self.bank.manifest(doc_id)
+        key = (doc_id, (manifest.get("adapter") or {}).get("file"))
+        if key != self.loaded:
+            state = self.states.get(key)
             if state is None:
-                manifest = self.bank.manifest(doc_id)
                 self.check_compatible(manifest)
                 state = self.bank.load_state(doc_id)
                 if state is None:
                     raise AdapterMismatchError(f"{doc_id!r} was stored without an adapter; ask it with mode='icl'")
             self.adapter.load_state_dict(state, source=f"adapter of {doc_id!r}")
-            self.states[doc_id] = state
-            self.loaded = doc_id
-        self.states.move_to_end(doc_id)
+            self.states[key] = state
+            self.loaded = key
+        self.states.move_to_end(key)
         while len(self.states) > _STATE_CACHE:
             self.states.popitem(last=False)
         return contextlib.nullcontext()

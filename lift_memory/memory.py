@@ -98,6 +98,7 @@ class LiftMemory:
         self._generator = generator
         self._retriever = None
         self._lock = threading.RLock()
+        self._recovered = False
 
     @property
     def engine(self):
@@ -201,7 +202,8 @@ class LiftMemory:
         if title is not None and not isinstance(title, str):
             raise ConfigError(f"title must be a string, got {type(title).__name__}")
         index = self.config.retrieval.enabled if index is None else bool(index)
-        with self._lock, self.bank.transaction(doc_id):
+        self._recover()
+        with self._lock, self.bank.transaction(doc_id, undo=self._undo) as txn:
             old, damaged = self._previous(doc_id, digest, replace)
             stale = (damaged and self.config.retrieval.enabled) or (old or {}).get("indexed")
             store = self.retriever.store if index or stale else None
@@ -212,7 +214,7 @@ class LiftMemory:
             settings = self._settings(train)
             if old is not None and _same_memory(old, digest, eng.base.fingerprint, settings):
                 if index and not (old.get("indexed") and old.get("namespace") == namespace):
-                    self._sync_index(store, doc_id, digest, self._chunks(text, doc_id), namespace, old, damaged)
+                    self._sync_index(txn, store, digest, self._chunks(text, doc_id), namespace, old, damaged)
                     old = self.bank.update_manifest(doc_id, indexed=True, namespace=namespace)
                 return record_from_manifest(old)
             synthesis = None
@@ -248,13 +250,13 @@ class LiftMemory:
                 "synthesis": None if synthesis is None else dataclasses.asdict(synthesis),
                 "start": eng.start if train else None,
                 "settings": settings,
-                "indexed": False,
+                "indexed": index,
                 "namespace": namespace,
             }
+            self._sync_index(txn, store, digest, chunks, namespace, old, damaged)
             self.bank.save(doc_id, text=text, manifest=manifest, state=state)
-            self._sync_index(store, doc_id, digest, chunks, namespace, old, damaged)
-            manifest = self.bank.update_manifest(doc_id, indexed=True) if index else self.bank.manifest(doc_id)
-            eng.remember(doc_id, state)
+            manifest = self.bank.manifest(doc_id)
+        eng.remember(doc_id, state, manifest)
         return record_from_manifest(manifest)
 
     def _previous(self, doc_id: str, digest: str, replace: bool) -> tuple[dict[str, Any] | None, bool]:
@@ -277,17 +279,39 @@ class LiftMemory:
             )
         return old, False
 
-    def _sync_index(self, store, doc_id, digest, chunks, namespace, old, damaged) -> None:
-        """Make the index hold ``chunks`` (None: nothing) of ``doc_id`` in ``namespace`` and nothing anywhere
-        else: where the earlier version was indexed, or, for a damaged record, in every namespace."""
+    def _sync_index(self, txn, store, digest, chunks, namespace, old, damaged) -> None:
+        """Make the index hold ``chunks`` (None: nothing) of the transaction's document in ``namespace`` and
+        nothing anywhere else: where the earlier version was indexed, or, for a damaged record, in every
+        namespace. What it changes is journaled first, so a failed or killed write puts it back."""
         if store is None:
             return
-        if chunks is not None:
-            store.add(namespace, doc_id, chunks, doc_hash=digest)
         stale = store.namespaces() if damaged else [old.get("namespace")] if old and old.get("indexed") else []
+        stale = [ns for ns in stale if ns and (chunks is None or ns != namespace)]
+        touched = [*stale, namespace] if chunks is not None else stale
+        txn.keep("index", {ns: store.snapshot(ns, txn.doc_id) for ns in touched})
+        if chunks is not None:
+            store.add(namespace, txn.doc_id, chunks, doc_hash=digest)
         for ns in stale:
-            if ns and (chunks is None or ns != namespace):
-                store.delete(ns, doc_id)
+            store.delete(ns, txn.doc_id)
+
+    def _undo(self, doc_id: str, undo: dict[str, Any]) -> None:
+        """Put back what a failed or killed write changed in the index (the bank restores the rest)."""
+        snapshots = undo.get("index") or {}
+        if snapshots:
+            store = self.retriever.store
+            for namespace, snapshot in snapshots.items():
+                store.restore(namespace, doc_id, snapshot)
+
+    def _recover(self) -> None:
+        """Once per instance, before its first write: roll back what writers that died mid-write left."""
+        from lift_memory.files import writable
+
+        if not self._recovered and writable(self.root):
+            self._recovered = True
+            with self._lock:
+                for doc_id in self.bank.recover(undo=self._undo):
+                    if self._engine is not None:
+                        self._engine.forget(doc_id)
 
     # -- ask ---------------------------------------------------------------------------------------------
 
@@ -464,6 +488,8 @@ class LiftMemory:
         from lift_memory.retrieval.store import rebuild_store
 
         with self._lock:
+            self._recovered = True
+            self.bank.recover()  # dead writers' manifests roll back; their index changes are rebuilt below
             documents = []
             for doc_id in self.bank.ids():
                 try:
@@ -521,24 +547,26 @@ class LiftMemory:
     def forget(self, doc_id: str) -> None:
         """Delete ``doc_id``'s document, adapter, manifest and retrieval chunks (a damaged memory included).
 
-        The chunks go first: if the store fails, nothing is deleted and the error says so.
+        All or nothing: if the store fails, or the process dies, the memory stays as it was.
         """
-        validate_id(doc_id)
-        with self._lock, self.bank.transaction(doc_id):
-            if not self.bank.exists(doc_id):
-                self.bank.manifest(doc_id)  # raises UnknownDocumentError, listing what is stored
+        if not self.bank.exists(doc_id):
+            self.bank.manifest(doc_id)  # raises UnknownDocumentError, listing what is stored
+        self._recover()
+        with self._lock, self.bank.transaction(doc_id, undo=self._undo) as txn:
             try:
                 manifest = self._manifest(doc_id)
                 namespaces = [manifest["namespace"]] if manifest.get("indexed") else []
             except (DamagedMemoryError, UnknownDocumentError):
-                namespaces = None  # damaged or incomplete: its chunks may be in any namespace
+                namespaces = None  # damaged, or files without a manifest: its chunks may be in any namespace
             if (namespaces is None and self.config.retrieval.enabled) or namespaces:
                 store = self.retriever.store
-                for ns in store.namespaces() if namespaces is None else namespaces:
+                namespaces = store.namespaces() if namespaces is None else namespaces
+                txn.keep("index", {ns: store.snapshot(ns, doc_id) for ns in namespaces})
+                for ns in namespaces:
                     store.delete(ns, doc_id)
             self.bank.delete(doc_id)
-            if self._engine is not None:
-                self._engine.forget(doc_id)
+        if self._engine is not None:
+            self._engine.forget(doc_id)
 
 
 def _same_memory(old: dict[str, Any], digest: str, fingerprint: str, settings: dict[str, Any]) -> bool:

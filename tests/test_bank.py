@@ -64,10 +64,68 @@ def test_delete_and_damaged_manifest(tmp_path):
     bank = AdapterBank(tmp_path)
     _save(bank, "a")
     _save(bank, "b")
-    bank.delete("a")
+    with bank.transaction("a"):
+        bank.delete("a")
     assert bank.ids() == ["b"]
     (tmp_path / "docs" / "b" / "manifest.json").write_text("{not json")
     with pytest.raises(DamagedMemoryError, match=r"'b' is damaged.*replace=True"):
         bank.manifest("b")
-    bank.delete("b")  # the way out works on a damaged record
+    with bank.transaction("b"):
+        bank.delete("b")  # the way out works on a damaged record
     assert bank.ids() == []
+
+
+def _files(root):
+    return {p.relative_to(root).as_posix(): p.read_bytes() for p in sorted(root.rglob("*")) if p.is_file()}
+
+
+def test_readers_see_the_committed_memory_until_the_write_commits(tmp_path):
+    bank, reader = AdapterBank(tmp_path), AdapterBank(tmp_path)  # as in two processes
+    _save(bank, text="old", value=1.0)
+    with bank.transaction("d1"):
+        bank.save("d1", text="new", manifest={"doc_id": "d1"}, state=None)
+        assert bank.text("d1") == "new"  # the writer sees its own write
+        assert reader.text("d1") == "old" and torch.equal(reader.load_state("d1")["w"], torch.ones(2, 2))
+        with bank.transaction("d2"):
+            bank.save("d2", text="fresh", manifest={"doc_id": "d2"}, state=None)
+            assert "d2" not in reader and reader.ids() == ["d1"]
+    assert reader.text("d1") == "new" and reader.ids() == ["d1", "d2"]
+    assert not list(tmp_path.rglob(".journal.json"))
+
+
+def test_a_failed_transaction_rolls_back_everything_it_journaled(tmp_path):
+    bank = AdapterBank(tmp_path)
+    _save(bank, text="old", value=1.0)
+    before = _files(tmp_path / "docs")
+    undone = []
+    with pytest.raises(KeyboardInterrupt), bank.transaction("d1", undo=lambda d, u: undone.append((d, u))) as txn:
+        txn.keep("index", {"ns": "before"})
+        txn.keep("index", {"ns": "later"})  # the first record is the state before the transaction
+        bank.save("d1", text="new", manifest={"doc_id": "d1"}, state=None)
+        raise KeyboardInterrupt
+    assert undone == [("d1", {"index": {"ns": "before"}})]
+    assert _files(tmp_path / "docs") == before
+    with pytest.raises(RuntimeError), bank.transaction("d2"):
+        bank.save("d2", text="fresh", manifest={"doc_id": "d2"}, state=None)
+        raise RuntimeError
+    assert bank.ids() == ["d1"] and not (tmp_path / "docs" / "d2").exists()
+
+
+def test_a_dead_writers_journal_is_rolled_back_by_the_next_process(tmp_path):
+    bank = AdapterBank(tmp_path)
+    _save(bank, text="old", value=1.0)
+    before = _files(tmp_path / "docs")
+    # What a writer killed after saving the new version but before committing leaves on disk:
+    with bank.transaction("d1") as txn:
+        bank.save("d1", text="new", manifest={"doc_id": "d1"}, state=None)
+        journal = (tmp_path / "docs" / "d1" / ".journal.json").read_bytes()
+        left = _files(tmp_path / "docs")
+    for name, data in left.items():
+        (tmp_path / "docs" / name).write_bytes(data)
+    (tmp_path / "docs" / "d1" / ".journal.json").write_bytes(journal)
+    assert txn.doc_id == "d1"
+    fresh = AdapterBank(tmp_path)
+    assert fresh.text("d1") == "old"  # readers see the committed memory at once
+    undone = []
+    assert fresh.recover(undo=lambda d, u: undone.append(d)) == ["d1"] and undone == []  # no undo data kept
+    assert _files(tmp_path / "docs") == before

@@ -276,11 +276,7 @@ class ChromaStore:
                 with storage_errors(f"the chunk log of {namespace!r}"):
                     (folder / f"{doc_id}.json").unlink(missing_ok=True)
             else:
-                rows = [
-                    {"index": c.index, "text": c.text, "char_start": c.char_start, "char_end": c.char_end}
-                    for c in chunks
-                ]
-                payload = {"doc_id": doc_id, "doc_hash": doc_hash, "chunks": rows}
+                payload = {"doc_id": doc_id, "doc_hash": doc_hash, "chunks": _rows(chunks)}
                 atomic_write(folder / f"{doc_id}.json", json.dumps(payload).encode("utf-8"))
         for old in docs.pop(doc_id, []):
             by_id.pop(old.chunk_id, None)
@@ -297,6 +293,18 @@ class ChromaStore:
         written before hashes were kept)."""
         self._docs(namespace)
         return self._hashes[namespace].get(doc_id)
+
+    def snapshot(self, namespace: str, doc_id: str) -> dict[str, Any] | None:
+        """What ``namespace`` holds of ``doc_id``, as JSON for :meth:`restore` (None: nothing)."""
+        chunks = self.chunks(namespace, doc_id)
+        return {"doc_hash": self.doc_hash(namespace, doc_id), "chunks": _rows(chunks)} if chunks else None
+
+    def restore(self, namespace: str, doc_id: str, snapshot: dict[str, Any] | None) -> None:
+        """Make ``namespace`` hold exactly ``snapshot`` of ``doc_id`` again (chunks are embedded anew)."""
+        if snapshot is None:
+            self.delete(namespace, doc_id)
+        else:
+            self.add(namespace, doc_id, _from_rows(doc_id, snapshot["chunks"]), doc_hash=snapshot["doc_hash"])
 
     def version(self, namespace: str) -> int:
         """Changes whenever the chunks of ``namespace`` change in this process."""
@@ -477,11 +485,19 @@ def _read_log(file: Path, namespace: str) -> tuple[list[Chunk], str | None]:
     try:
         data = json.loads(file.read_bytes().decode("utf-8"))
         rows, doc_hash = (data, None) if isinstance(data, list) else (data["chunks"], data["doc_hash"])
-        return [Chunk(file.stem, r["index"], r["text"], r["char_start"], r["char_end"]) for r in rows], doc_hash
+        return _from_rows(file.stem, rows), doc_hash
     except (OSError, ValueError, KeyError, TypeError) as exc:
         raise StoreCorruptedError(
             f"the chunk log of {file.stem!r} in namespace {namespace!r} is damaged ({type(exc).__name__}); {_REBUILD}"
         ) from exc
+
+
+def _rows(chunks: Sequence[Chunk]) -> list[dict[str, Any]]:
+    return [{"index": c.index, "text": c.text, "char_start": c.char_start, "char_end": c.char_end} for c in chunks]
+
+
+def _from_rows(doc_id: str, rows: Sequence[dict[str, Any]]) -> list[Chunk]:
+    return [Chunk(doc_id, r["index"], r["text"], r["char_start"], r["char_end"]) for r in rows]
 
 
 def _move_old_layout(path: Path) -> None:
