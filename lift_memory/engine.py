@@ -111,6 +111,12 @@ class Engine:
         if self.loaded is not None and self.loaded[0] == doc_id:
             self.loaded = None
 
+    def forget_all(self) -> None:
+        """Drop every cached document and adapter state."""
+        self.states.clear()
+        self._docs.clear()
+        self.loaded = None
+
     def remember(self, doc_id: str, state: dict[str, Any] | None, manifest: dict[str, Any]) -> None:
         """Cache a freshly stored adapter state (it is what the slot holds after training)."""
         self.forget(doc_id)

@@ -19,6 +19,7 @@ import dataclasses
 import datetime as dt
 import os
 import threading
+import warnings
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -303,15 +304,23 @@ class LiftMemory:
                 store.restore(namespace, doc_id, snapshot)
 
     def _recover(self) -> None:
-        """Once per instance, before its first write: roll back what writers that died mid-write left."""
+        """Once per instance, before its first use: roll back what writers that died mid-write left. Readers see
+        the committed memories either way; if the index cannot be repaired now (a store that is down), the
+        write is rolled back by the next process that writes the document."""
         from lift_memory.files import writable
 
-        if not self._recovered and writable(self.root):
-            self._recovered = True
-            with self._lock:
-                for doc_id in self.bank.recover(undo=self._undo):
-                    if self._engine is not None:
-                        self._engine.forget(doc_id)
+        if self._recovered or not self.bank.docs.is_dir():
+            return
+        self._recovered = True
+        if not writable(self.bank.docs):
+            return
+        with self._lock:
+            try:
+                self.bank.recover(undo=self._undo)
+            except LiftMemoryError as exc:
+                warnings.warn(f"unfinished writes were not rolled back yet: {exc}", RuntimeWarning, stacklevel=3)
+            if self._engine is not None:
+                self._engine.forget_all()
 
     # -- ask ---------------------------------------------------------------------------------------------
 
@@ -324,6 +333,7 @@ class LiftMemory:
         return Router(retriever, self.engine, k=k or r.k)
 
     def _plan(self, question: str, doc_id: str | None, mode: str, namespace: str | None, k: int | None):
+        self._recover()
         if not isinstance(question, str) or not question.strip():
             raise ConfigError(f"question must be a non-empty string, got {question!r:.40}")
         k = self.config.retrieval.updated(k=k).k
@@ -425,6 +435,20 @@ class LiftMemory:
                 self._retriever = HybridRetriever(store, candidates=r.candidates, phrase_weight=r.phrase_weight)
             return self._retriever
 
+    def close(self) -> None:
+        """Release the retrieval index (and with it the index directory, which another process may then open).
+        The memory stays usable: the index opens again on next use. Also ``with LiftMemory(...) as memory:``."""
+        with self._lock:
+            if self._retriever is not None:
+                self._retriever.store.close()
+                self._retriever = None
+
+    def __enter__(self) -> LiftMemory:
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.close()
+
     def _get_embedder(self):
         if self._embedder is None:
             from lift_memory.retrieval.embeddings import DEFAULT_MODEL, SentenceTransformerEmbedder, default_embedder
@@ -455,6 +479,7 @@ class LiftMemory:
             namespace: default ``config.retrieval.namespace``.
             k: how many snippets (default ``config.retrieval.k``).
         """
+        self._recover()
         r = self.config.retrieval
         namespace = validate_id(namespace or r.namespace, "namespace")
         k = r.updated(k=k).k
@@ -501,9 +526,7 @@ class LiftMemory:
                         )
                 except DamagedMemoryError:
                     continue
-            if self._retriever is not None:
-                self._retriever.store.close()
-                self._retriever = None
+            self.close()
             r = self.config.retrieval
             return rebuild_store(
                 self.root / "index", documents, embedder=self._get_embedder(), host=r.host, port=r.port
@@ -522,10 +545,12 @@ class LiftMemory:
 
     def get(self, doc_id: str) -> MemoryRecord:
         """The stored record of ``doc_id``."""
+        self._recover()
         return record_from_manifest(self._manifest(doc_id))
 
     def list(self) -> list[MemoryRecord]:
         """Records of all stored documents, by id; damaged ones are left out (see :meth:`damaged`)."""
+        self._recover()
         records = []
         for doc_id in self.bank.ids():
             try:
@@ -590,10 +615,10 @@ def record_from_manifest(m: dict[str, Any]) -> MemoryRecord:
         train=TrainStats(**m["train"]) if m.get("train") else None,
         tasks=m.get("tasks", {}),
         indexed=m.get("indexed", False),
+        namespace=m.get("namespace"),
         extra={
             "base": m["base"],
             "settings": m.get("settings", {}),
-            "namespace": m.get("namespace"),
             "synthesis": m.get("synthesis"),
             "start": m.get("start"),
         },

@@ -110,6 +110,8 @@ class MemoryRecord:
     train: TrainStats | None = None
     tasks: dict[str, int] = field(default_factory=dict)
     indexed: bool = False
+    namespace: str | None = None
+    """The retrieval namespace its chunks are indexed in (when ``indexed``)."""
     extra: dict[str, Any] = field(default_factory=dict)
 
     to_dict = _to_dict

@@ -17,6 +17,15 @@ TEXT = (
 ) * 4
 
 
+def free_port() -> int:
+    """A TCP port on 127.0.0.1 that nothing listens on (now)."""
+    import socket
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
 def make_tokenizer(vocab_size: int = 320):
     """A byte-level BPE tokenizer with a BOS post-processor, trained in milliseconds on TEXT."""
     from tokenizers import Tokenizer, decoders, models, pre_tokenizers, processors, trainers

@@ -10,9 +10,12 @@ This module knows chunk ids and texts; nothing about embeddings or Chroma.
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
+import os
 import shutil
+import uuid
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -61,21 +64,23 @@ class BM25Index:
         return [(self.ids[int(d)], float(s)) for d, s in zip(docs[0], scores[0], strict=True) if s > 0]
 
     def save(self, path: Path) -> None:
-        """Write the index to ``path`` (replacing what was there); a failed write leaves no partial index
-        (:class:`~lift_memory.errors.StorageError` for a full disk or a read-only folder)."""
-        tmp = path.with_name(path.name + ".tmp")
+        """Write the index to ``path``, replacing what was there. It is built in a folder of its own and swapped
+        in, so a failed write leaves no partial index and processes saving at once do not collide; the last
+        swap wins (:class:`~lift_memory.errors.StorageError` for a full disk or a read-only folder)."""
+        tmp = path.with_name(f"{path.name}.tmp-{uuid.uuid4().hex[:12]}")
+        aside = path.with_name(f"{path.name}.old-{uuid.uuid4().hex[:12]}")
         with storage_errors(f"the BM25 index {path}"):
             try:
-                shutil.rmtree(tmp, ignore_errors=True)
                 tmp.mkdir(parents=True)
                 if self._retriever is not None:
                     self._retriever.save(str(tmp))
                 (tmp / "ids.json").write_text(json.dumps({"fingerprint": self.fingerprint, "ids": self.ids}))
-                shutil.rmtree(path, ignore_errors=True)
-                tmp.rename(path)
-            except BaseException:
+                with contextlib.suppress(FileNotFoundError):  # another process may have moved it already
+                    os.replace(path, aside)
+                os.replace(tmp, path)
+            finally:
                 shutil.rmtree(tmp, ignore_errors=True)
-                raise
+                shutil.rmtree(aside, ignore_errors=True)
 
     @classmethod
     def load(cls, path: Path, expected: str) -> BM25Index | None:

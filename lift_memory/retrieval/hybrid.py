@@ -15,7 +15,7 @@ import re
 from collections.abc import Iterable
 from pathlib import Path
 
-from lift_memory.errors import ConfigError, StorageError
+from lift_memory.errors import ConfigError
 from lift_memory.retrieval.bm25 import BM25Index, fingerprint
 from lift_memory.retrieval.bm25 import tokenize as bm25_tokens
 from lift_memory.retrieval.fusion import reciprocal_rank_fusion
@@ -70,7 +70,9 @@ class HybridRetriever:
         if index is None:  # missing, stale or damaged: it is derived from the chunks, so build it again
             index = BM25Index(ids, [c.text for c in chunks])
             if folder and not self.store.read_only:
-                with contextlib.suppress(StorageError):  # a full disk costs the saved copy, not the search
+                with contextlib.suppress(
+                    OSError
+                ):  # a full disk or another process's save costs the copy, not the search
                     index.save(folder)
         self._bm25[namespace] = (version, index)
         return index

@@ -1,15 +1,12 @@
 from __future__ import annotations
 
-import os
-import shutil
-import socket
 import subprocess
 import sys
 import time
 from pathlib import Path
 
 import pytest
-from lift_test_helpers import TEXT, HashEmbedder, make_tokenizer
+from lift_test_helpers import TEXT, HashEmbedder, free_port, make_tokenizer
 
 from lift_memory.errors import InvalidIdError, StoreCorruptedError, StoreLockedError, StoreUnavailableError
 from lift_memory.retrieval.chunking import chunk_document
@@ -111,40 +108,6 @@ def test_a_damaged_database_is_reported_and_rebuilt_from_the_documents(tmp_path)
     assert reopened.doc_hash("ns", "d1") == "h1" and list(tmp_path.glob("chroma.damaged-*"))
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-@pytest.fixture(scope="module")
-def chroma_server(tmp_path_factory):
-    """A real `chroma run` server on 127.0.0.1, started for these tests and stopped after them."""
-    chroma = shutil.which("chroma", path=os.path.dirname(sys.executable)) or shutil.which("chroma")
-    if chroma is None:
-        pytest.fail("the `chroma` command (from chromadb) is not installed")
-    port = _free_port()
-    path = tmp_path_factory.mktemp("chroma-server")
-    proc = subprocess.Popen(
-        [chroma, "run", "--host", "127.0.0.1", "--port", str(port), "--path", str(path)],
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-    )
-    deadline = time.monotonic() + 30
-    while time.monotonic() < deadline:
-        try:
-            socket.create_connection(("127.0.0.1", port), timeout=0.5).close()
-            break
-        except OSError:
-            time.sleep(0.2)
-    else:
-        proc.kill()
-        pytest.fail("chroma run did not start within 30 s")
-    yield port
-    proc.terminate()
-    proc.wait(timeout=10)
-
-
 def test_server_mode_against_a_real_chroma_server(chroma_server, tmp_path):
     store = ChromaStore(tmp_path, host="127.0.0.1", port=chroma_server, embedder=HashEmbedder())
     assert store.mode == "server"
@@ -161,5 +124,5 @@ def test_server_mode_against_a_real_chroma_server(chroma_server, tmp_path):
 def test_an_unreachable_server_is_a_typed_error_after_bounded_retries(tmp_path):
     started = time.monotonic()
     with pytest.raises(StoreUnavailableError, match="unreachable after 3 attempts"):
-        ChromaStore(tmp_path, host="127.0.0.1", port=_free_port(), embedder=HashEmbedder())
+        ChromaStore(tmp_path, host="127.0.0.1", port=free_port(), embedder=HashEmbedder())
     assert time.monotonic() - started < 15
