@@ -129,3 +129,29 @@ def test_a_dead_writers_journal_is_rolled_back_by_the_next_process(tmp_path):
     undone = []
     assert fresh.recover(undo=lambda d, u: undone.append(d)) == ["d1"] and undone == []  # no undo data kept
     assert _files(tmp_path / "docs") == before
+
+
+def test_a_second_writer_waits_for_the_lock_then_gives_up(tmp_path):
+    import threading
+
+    from lift_memory.errors import DocumentBusyError
+
+    first, second = AdapterBank(tmp_path), AdapterBank(tmp_path, lock_timeout=0.2)  # as two processes
+    _save(first, text="old")
+    inside, release = threading.Event(), threading.Event()
+
+    def hold():
+        with first.transaction("d1"):
+            first.save("d1", text="first", manifest={"doc_id": "d1"}, state=None)
+            inside.set()
+            release.wait(10)
+
+    holder = threading.Thread(target=hold)
+    holder.start()
+    inside.wait(10)
+    with pytest.raises(DocumentBusyError, match=r"'d1' is being written by another process \(waited 0.2 s\)"):
+        with second.transaction("d1"):
+            pass
+    release.set()
+    holder.join()
+    assert second.text("d1") == "first"

@@ -17,9 +17,12 @@ what was stored before intact. Chroma's telemetry is off.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
+import re
 import threading
+import uuid
 import weakref
 from collections.abc import Callable, Iterable, Sequence
 from pathlib import Path
@@ -160,6 +163,8 @@ class ChromaStore:
         settings = Settings(anonymized_telemetry=False, allow_reset=True)
         if host is not None:
             self.mode = "server"
+            if self.path is not None:  # memory folders that share a server keep their collections apart
+                self._prefix = f"lift-{_folder_id(self.path)}-"
             self._client = self._call(lambda: chromadb.HttpClient(host=host, port=port, settings=settings))
             self._call(self._client.heartbeat)
         elif self.path is not None:
@@ -185,8 +190,6 @@ class ChromaStore:
                 ) from exc
             self._client = client
         else:
-            import uuid
-
             self.mode = "memory"
             # All ephemeral clients of a process share one in-memory system: a per-store prefix keeps stores apart.
             self._prefix = f"lift-{uuid.uuid4().hex[:8]}-"
@@ -472,6 +475,27 @@ class ChromaStore:
         self._lock = None
 
 
+def _folder_id(path: Path) -> str:
+    """A random id kept in ``path/folder-id``, the same for every process that opens ``path`` (the first to
+    create it wins)."""
+    file = path / "folder-id"
+    if not file.is_file():
+        with storage_errors(f"the index {path}"):
+            path.mkdir(parents=True, exist_ok=True)
+            tmp = path / f".folder-id-{uuid.uuid4().hex}"
+            tmp.write_text(uuid.uuid4().hex[:12])
+            with contextlib.suppress(FileExistsError):
+                os.link(tmp, file)  # atomic: fails if another process created it first
+            tmp.unlink()
+    try:
+        folder_id = file.read_text().strip()
+    except OSError as exc:
+        raise StoreCorruptedError(f"cannot read {file} ({type(exc).__name__}); {_REBUILD}") from exc
+    if not re.fullmatch(r"[0-9a-f]{12}", folder_id):
+        raise StoreCorruptedError(f"{file} holds no folder id; {_REBUILD}")
+    return folder_id
+
+
 def _stamp(folder: Path | None) -> int:
     """Changes when a file is renamed into or out of ``folder`` (every chunk-log write does one)."""
     try:
@@ -562,7 +586,10 @@ def rebuild_store(
         import time
 
         with storage_errors(f"the index {path}"):
-            os.replace(path / "chroma", path / f"chroma.damaged-{time.time_ns()}")
+            if host is None:
+                os.replace(path / "chroma", path / f"chroma.damaged-{time.time_ns()}")
+            else:
+                (path / "folder-id").unlink(missing_ok=True)  # collections under a new id are made below
         store = ChromaStore(path, embedder=embedder, host=host, port=port)
     try:
         documents = list(documents)
