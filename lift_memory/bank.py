@@ -188,9 +188,20 @@ class AdapterBank:
         listing = ", ".join(known[:10]) + (" ..." if len(known) > 10 else "") if known else "none"
         return f"no memory with doc_id {doc_id!r} (stored: {listing}); see `lift-memory list`"
 
+    def _file(self, doc_id: str, name: str) -> Path:
+        """The path of a file a manifest names, refused if a link leads it out of the document's folder."""
+        file = self._dir(doc_id) / name
+        try:
+            inside = file.resolve().parent == self._dir(doc_id).resolve()
+        except OSError:
+            inside = False
+        if not inside:
+            raise self.damaged(doc_id, f"its file {name} leads outside the memory root")
+        return file
+
     def text(self, doc_id: str) -> str:
         """The stored document of ``doc_id``."""
-        file = self._dir(doc_id) / self.manifest(doc_id)["document_file"]
+        file = self._file(doc_id, self.manifest(doc_id)["document_file"])
         try:
             return file.read_bytes().decode("utf-8")
         except FileNotFoundError:
@@ -206,7 +217,7 @@ class AdapterBank:
         if file is None:
             return None
         try:
-            return load_file(self._dir(doc_id) / file)
+            return load_file(self._file(doc_id, file))
         except FileNotFoundError:
             raise self.damaged(doc_id, f"its adapter file {file} is missing") from None
         except Exception as exc:  # safetensors raises SafetensorError, an Exception of its own, for bad files
@@ -285,7 +296,13 @@ class AdapterBank:
             if folder.is_dir():
                 self._remove(folder)
         else:
-            atomic_write(folder / MANIFEST, committed.encode("utf-8", "surrogateescape"))
+            data = committed.encode("utf-8", "surrogateescape")
+            try:
+                unchanged = (folder / MANIFEST).read_bytes() == data
+            except OSError:
+                unchanged = False
+            if not unchanged:  # most failures happen before the manifest is written: nothing to write back
+                atomic_write(folder / MANIFEST, data)
             (folder / JOURNAL).unlink(missing_ok=True)
             self._prune(doc_id)
         return True

@@ -15,6 +15,7 @@ The base model loads lazily (listing or forgetting memories never loads it), and
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import datetime as dt
 import os
@@ -204,7 +205,7 @@ class LiftMemory:
             raise ConfigError(f"title must be a string, got {type(title).__name__}")
         index = self.config.retrieval.enabled if index is None else bool(index)
         self._recover()
-        with self._lock, self.bank.transaction(doc_id, undo=self._undo) as txn:
+        with self._lock, self._writing(), self.bank.transaction(doc_id, undo=self._undo) as txn:
             old, damaged = self._previous(doc_id, digest, replace)
             stale = (damaged and self.config.retrieval.enabled) or (old or {}).get("indexed")
             store = self.retriever.store if index or stale else None
@@ -302,6 +303,16 @@ class LiftMemory:
             store = self.retriever.store
             for namespace, snapshot in snapshots.items():
                 store.restore(namespace, doc_id, snapshot)
+
+    @contextlib.contextmanager
+    def _writing(self):
+        """Around a write: if it fails, its rollback may be unfinished (a full disk, a store that is down), so
+        the next call tries recovery again."""
+        try:
+            yield
+        except BaseException:
+            self._recovered = False
+            raise
 
     def _recover(self) -> None:
         """Once per instance, before its first use: roll back what writers that died mid-write left. Readers see
@@ -577,7 +588,7 @@ class LiftMemory:
         if not self.bank.exists(doc_id):
             self.bank.manifest(doc_id)  # raises UnknownDocumentError, listing what is stored
         self._recover()
-        with self._lock, self.bank.transaction(doc_id, undo=self._undo) as txn:
+        with self._lock, self._writing(), self.bank.transaction(doc_id, undo=self._undo) as txn:
             try:
                 manifest = self._manifest(doc_id)
                 namespaces = [manifest["namespace"]] if manifest.get("indexed") else []

@@ -49,6 +49,8 @@ _HELD_LOCKS: weakref.WeakValueDictionary[str, Any] = weakref.WeakValueDictionary
 _HELD_LOCKS_GUARD = threading.Lock()
 NAMESPACES = "namespaces"
 _REBUILD = "re-create it from the stored documents with `lift-memory rebuild`"
+_DISK_FULL = ("disk is full", "no space left", "disk quota")
+_NEARLY_FULL = 16 << 20  # bytes free below which a failing embedded database is taken to be out of space
 
 
 def _chroma_types():
@@ -211,30 +213,56 @@ class ChromaStore:
     def _writing(self) -> None:
         if self.read_only:
             raise StorageError(f"the index {self.path} is read-only for this user; asking works, writing does not")
+        if self._disk_nearly_full():
+            # chromadb 1.5's embedded database can hang (holding the GIL) when a write meets a full disk: it is
+            # never asked to write with less than this much room.
+            raise StorageError(
+                f"cannot write the index {self.path}: less than {_NEARLY_FULL >> 20} MiB free on its disk; free "
+                "some space and retry (nothing stored before was changed)"
+            )
 
     # -- calls to Chroma ---------------------------------------------------------------------------------
 
     def _call(self, fn: Callable[[], T]) -> T:
-        """Run ``fn``; against a server, retry connection failures briefly, then raise a typed error."""
-        if self.host is None:
-            return fn()
-        from tenacity import retry, retry_if_exception, stop_after_attempt, wait_exponential_jitter
+        """Run ``fn``; against a server, retry connection failures briefly; raise typed errors for what a user
+        can act on (an unreachable server, a full disk, a damaged database)."""
+        if self.host is not None:
+            from tenacity import retry, retry_if_exception, stop_after_attempt, wait_exponential_jitter
 
-        attempt = retry(
-            retry=retry_if_exception(_is_connection_error),
-            stop=stop_after_attempt(self.retries),
-            wait=wait_exponential_jitter(multiplier=0.1, max=1.0),
-            reraise=True,
-        )(fn)
+            fn = retry(
+                retry=retry_if_exception(_is_connection_error),
+                stop=stop_after_attempt(self.retries),
+                wait=wait_exponential_jitter(multiplier=0.1, max=1.0),
+                reraise=True,
+            )(fn)
         try:
-            return attempt()
+            return fn()
         except Exception as exc:
-            if _is_connection_error(exc):
+            if self.host is not None and _is_connection_error(exc):
                 raise StoreUnavailableError(
                     f"the Chroma server at {self.host}:{self.port} is unreachable after {self.retries} attempts "
                     f"({type(exc).__name__}); start it with `chroma run --host {self.host} --port {self.port}`"
                 ) from exc
+            where = f"the Chroma server at {self.host}:{self.port}" if self.host else f"the index {self.path}"
+            message = first_line(exc)
+            if any(sign in message.lower() for sign in _DISK_FULL) or self._disk_nearly_full():
+                raise StorageError(
+                    f"cannot write {where}: the disk is full; free some space and retry (nothing stored before "
+                    "was changed)"
+                ) from exc
+            if type(exc).__name__ == "InternalError" and self.host is None:  # chromadb's, for a damaged database
+                raise StoreCorruptedError(f"{where} failed ({message}); {_REBUILD}") from exc
             raise
+
+    def _disk_nearly_full(self) -> bool:
+        """Whether the embedded database's file system is nearly full: Chroma then fails in ways that do not
+        say so (e.g. "Error in compaction")."""
+        import shutil
+
+        try:
+            return self.host is None and self.path is not None and shutil.disk_usage(self.path).free < _NEARLY_FULL
+        except OSError:
+            return False
 
     def _collection(self, namespace: str):
         validate_id(namespace, "namespace")

@@ -98,7 +98,9 @@ def test_a_writer_that_waits_too_long_gives_up_cleanly(tmp_path, tiny_model_dir,
         memory.memorize(ALPHA, doc_id="shared")
         before = witness(memory)
     beta, gamma = _texts(tmp_path)
-    holder = Worker(root, tiny_model_dir, "memorize", "shared", str(beta), "--replace", "--steps", "100000", "--no-index")
+    holder = Worker(
+        root, tiny_model_dir, "memorize", "shared", str(beta), "--replace", "--steps", "100000", "--no-index"
+    )
     holder.wait_for("TRAINING")  # inside its transaction, holding the lock
     impatient = Worker(
         root, tiny_model_dir, "memorize", "shared", str(gamma), "--replace", "--lock-timeout", "0.5", "--no-index"
