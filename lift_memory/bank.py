@@ -111,6 +111,10 @@ class AdapterBank:
             if not folder.name.startswith(".") and folder.is_dir() and folder.name in self
         )
 
+    def writing(self, doc_id: str) -> bool:
+        """Whether a write of ``doc_id`` is open (in any process) or was left by a dead writer."""
+        return (self._dir(doc_id) / JOURNAL).exists()
+
     def exists(self, doc_id: str) -> bool:
         """Whether anything is stored under ``doc_id``, a damaged or incomplete record included."""
         return self._dir(doc_id).is_dir()

@@ -18,6 +18,7 @@ from __future__ import annotations
 import contextlib
 import dataclasses
 import datetime as dt
+import functools
 import os
 import threading
 import warnings
@@ -101,6 +102,7 @@ class LiftMemory:
         self._retriever = None
         self._lock = threading.RLock()
         self._recovered = False
+        self._index_checked: dict[str, int] = {}  # namespace -> chunk version last found complete
 
     @property
     def engine(self):
@@ -453,6 +455,7 @@ class LiftMemory:
             if self._retriever is not None:
                 self._retriever.store.close()
                 self._retriever = None
+            self._index_checked.clear()
 
     def __enter__(self) -> LiftMemory:
         return self
@@ -497,14 +500,45 @@ class LiftMemory:
         if not isinstance(query, str) or not query.strip():
             raise ConfigError(f"query must be a non-empty string, got {query!r:.40}")
         doc_ids = None if doc_ids is None else [validate_id(d) for d in doc_ids]
+        self._check_index(namespace)
         hits = self.retriever.retrieve(query, namespace, k=2 * k, doc_ids=doc_ids)
         return [hit for hit in hits if self._current(namespace, hit)][:k]
+
+    def _check_index(self, namespace: str) -> None:
+        """Raise :class:`StoreCorruptedError` if the index lacks what the bank says is indexed in ``namespace``
+        (a deleted or damaged chunk log or database): retrieval would otherwise find nothing, silently. Checked
+        once per version of the namespace's chunks; documents being written by another process are skipped."""
+        from lift_memory.errors import StoreCorruptedError
+
+        store = self.retriever.store
+        if self._index_checked.get(namespace) == store.version(namespace):
+            return
+        missing = []
+        for doc_id in self.bank.ids():
+            try:
+                manifest = self.bank.manifest(doc_id)
+            except LiftMemoryError:
+                continue
+            if not (manifest.get("indexed") and manifest.get("namespace") == namespace) or self.bank.writing(doc_id):
+                continue
+            if not store.chunks(namespace, doc_id) or store.doc_hash(namespace, doc_id) not in (
+                manifest["doc_hash"],
+                None,
+            ):
+                missing.append(doc_id)
+        if missing or store.count(namespace) < len(store.chunks(namespace)):
+            lacking = f"{len(missing)} memorized document(s) ({', '.join(missing[:5])})" if missing else "chunks"
+            raise StoreCorruptedError(
+                f"the index of namespace {namespace!r} lacks {lacking}; re-create it from the stored documents "
+                "with `lift-memory rebuild`"
+            )
+        self._index_checked[namespace] = store.version(namespace)
 
     def _current(self, namespace: str, hit: Snippet) -> bool:
         """Whether ``hit`` belongs to what the bank stores: the document is indexed in ``namespace`` and the
         chunk is one of the text the manifest names (not of a replaced or forgotten one)."""
         try:
-            manifest = self.bank.manifest(hit.doc_id)
+            manifest = self._manifest(hit.doc_id)
         except LiftMemoryError:
             return False
         store = self.retriever.store
@@ -547,11 +581,14 @@ class LiftMemory:
 
     def _manifest(self, doc_id: str) -> dict[str, Any]:
         """The manifest of ``doc_id``, checked to hold every field a record needs."""
+        from pydantic import ValidationError
+
         manifest = self.bank.manifest(doc_id)
         try:
-            record_from_manifest(manifest)
+            _record_schema().validate_python(dataclasses.asdict(record_from_manifest(manifest)))
         except (KeyError, TypeError, ValueError, AttributeError) as exc:
-            raise self.bank.damaged(doc_id, f"its manifest is incomplete ({type(exc).__name__}: {exc})") from exc
+            why = f"{exc.errors()[0]['loc']}: {exc.errors()[0]['msg']}" if isinstance(exc, ValidationError) else exc
+            raise self.bank.damaged(doc_id, f"its manifest is incomplete ({type(exc).__name__}: {why})") from exc
         return manifest
 
     def get(self, doc_id: str) -> MemoryRecord:
@@ -608,6 +645,13 @@ class LiftMemory:
 def _same_memory(old: dict[str, Any], digest: str, fingerprint: str, settings: dict[str, Any]) -> bool:
     """Whether a stored manifest already holds this text, trained on this base model with these settings."""
     return old["doc_hash"] == digest and old["base"]["fingerprint"] == fingerprint and old.get("settings") == settings
+
+
+@functools.cache
+def _record_schema():
+    from pydantic import TypeAdapter
+
+    return TypeAdapter(MemoryRecord)
 
 
 def record_from_manifest(m: dict[str, Any]) -> MemoryRecord:

@@ -58,11 +58,13 @@ def stored_files(root: Path) -> dict[str, str]:
     }
 
 
-def witness(memory: LiftMemory) -> dict:
-    """What a user can observe of every stored memory (see the module docstring)."""
+def witness(memory: LiftMemory, skip: tuple[str, ...] = ()) -> dict:
+    """What a user can observe of every stored memory but those in ``skip`` (see the module docstring)."""
     records = memory.list()  # first: it rolls back what dead writers left
     seen: dict = {"files": stored_files(memory.root), "memories": {}}
     for record in records:
+        if record.doc_id in skip:
+            continue
         doc_id = record.doc_id
         state = memory.bank.load_state(doc_id)
         adapter = None
