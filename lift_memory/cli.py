@@ -85,6 +85,9 @@ def _csv(kind):
     return lambda text: [kind(x) for x in text.split(",") if x.strip()]
 
 
+_KIND_NAMES = {int: "an integer", float: "a number"}
+
+
 def _number(kind, low: float, high: float | None = None):
     """An argparse type: ``kind`` within [low, high], else a usage error (exit 2) that names the range."""
 
@@ -92,7 +95,7 @@ def _number(kind, low: float, high: float | None = None):
         try:
             value = kind(text)
         except ValueError:
-            raise argparse.ArgumentTypeError(f"{text!r} is not a {kind.__name__}") from None
+            raise argparse.ArgumentTypeError(f"{text!r} is not {_KIND_NAMES[kind]}") from None
         if value < low or (high is not None and value > high):
             allowed = f">= {low}" if high is None else f"in [{low}, {high}]"
             raise argparse.ArgumentTypeError(f"{text} is out of range: must be {allowed}")

@@ -322,6 +322,8 @@ class LiftMemory:
         write is rolled back by the next process that writes the document."""
         from lift_memory.files import writable
 
+        if self.root.exists() and not self.root.is_dir():
+            raise ConfigError(f"root={str(self.root)!r} is a file, not a folder; choose another memory root")
         if self._recovered or not self.bank.docs.is_dir():
             return
         self._recovered = True

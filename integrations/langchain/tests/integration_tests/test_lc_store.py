@@ -84,3 +84,15 @@ def test_memorize_every_trains_the_namespace_adapter(store):
     assert record.trained and not record.indexed
     store.put(("team",), "3", {"text": "Hotfixes skip the window."})
     assert store.flush() == [("team",)] and store.flush() == []
+
+
+def test_a_value_that_is_not_json_changes_nothing(store):
+    from lift_memory.errors import InvalidDocumentError
+
+    store.put(("users", "ada"), "a1", {"text": "Ada prefers tea."})
+    records = store.memory.list()
+    with pytest.raises(InvalidDocumentError, match="cannot be stored as JSON"):
+        store.put(("users", "ada"), "a1", {"text": "Ada prefers coffee.", "when": object()})
+    assert store.get(("users", "ada"), "a1").value == {"text": "Ada prefers tea."}
+    assert store.memory.list() == records
+    assert [h.key for h in store.search(("users",), query="tea")] == ["a1"]

@@ -78,3 +78,15 @@ def test_messages_become_a_question():
 def test_memory_must_be_a_lift_memory():
     with pytest.raises(TypeError, match="LiftMemory"):
         _ = ChatLIFT(memory="not a memory").lift
+
+
+@pytest.mark.parametrize(
+    ("cls", "field", "value"),
+    [("ChatLIFT", "temperature", -1.0), ("ChatLIFT", "max_tokens", 0), ("ChatLIFT", "k", 0),
+     ("ChatLIFT", "timeout", 0), ("ChatLIFT", "mode", "telepathy"), ("LiftRetriever", "k", 0)],
+)  # fmt: skip
+def test_fields_are_validated_like_the_core_configuration(cls, field, value):
+    from pydantic import ValidationError
+
+    with pytest.raises(ValidationError, match=field):
+        getattr(langchain_lift, cls)(root=_ROOT, **{field: value})
