@@ -282,7 +282,11 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--k", type=_COUNT, default=None, help="how many hits")
     p.set_defaults(func=_cmd_search)
 
-    p = sub.add_parser("rebuild", parents=[common], help="re-create the retrieval index from stored chunks")
+    p = sub.add_parser(
+        "rebuild",
+        parents=[common],
+        help="re-create the retrieval index (Chroma, chunk logs, BM25) from the stored documents",
+    )
     p.set_defaults(func=_cmd_rebuild)
 
     p = sub.add_parser("list", parents=[common], help="list memorized documents")

@@ -70,7 +70,7 @@ class StoreLockedError(StoreError):
 
 
 class StoreCorruptedError(StoreError):
-    """The persistent store cannot be read; `lift-memory rebuild` re-creates it from stored chunks."""
+    """The retrieval index is damaged or missing; `lift-memory rebuild` re-creates it from the stored documents."""
 
 
 class GeneratorError(LiftMemoryError, RuntimeError):
