@@ -68,9 +68,6 @@ class Transaction:
             self._journal["undo"][key] = data
             self._write()
 
-    def kept(self, key: str) -> Any:
-        return self._journal["undo"].get(key)
-
     def _write(self) -> None:
         with storage_errors(f"the memory {self.doc_id!r}"):
             atomic_write(self.bank._dir(self.doc_id) / JOURNAL, json.dumps(self._journal).encode("utf-8"))

@@ -81,6 +81,12 @@ def _cmd_forget(args: argparse.Namespace) -> None:
     _emit(args, {"forgotten": args.doc_id}, f"forgot {args.doc_id}")
 
 
+def _cmd_export(args: argparse.Namespace) -> None:
+    folder = _memory(args).export(args.doc_id, args.out, overwrite=args.overwrite)
+    hint = f"serve it with: vllm serve <base model> --enable-lora --lora-modules {args.doc_id}={folder}"
+    _emit(args, {"doc_id": args.doc_id, "folder": str(folder)}, f"wrote {folder} (PEFT format)\n{hint}")
+
+
 def _csv(kind):
     return lambda text: [kind(x) for x in text.split(",") if x.strip()]
 
@@ -295,6 +301,12 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("forget", parents=[common], help="delete a memorized document")
     p.add_argument("doc_id")
     p.set_defaults(func=_cmd_forget)
+
+    p = sub.add_parser("export", parents=[common], help="write a document's LoRA adapter as a PEFT folder")
+    p.add_argument("doc_id")
+    p.add_argument("out", help="the folder to write (adapter_config.json, adapter_model.safetensors)")
+    p.add_argument("--overwrite", action="store_true", help="replace the folder if it exists")
+    p.set_defaults(func=_cmd_export)
 
     p = sub.add_parser("demo", parents=[common], help="memorize a haystack, show recall, run a small NIAH grid")
     p.add_argument("--tokens", type=_number(int, 64), default=8192, help="haystack length in tokens (default 8192)")

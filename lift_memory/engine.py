@@ -17,6 +17,7 @@ import threading
 import time
 from collections import OrderedDict
 from collections.abc import Iterator, Sequence
+from pathlib import Path
 from typing import Any
 
 from lift_memory.bank import AdapterBank
@@ -123,6 +124,12 @@ class Engine:
         if state is not None:
             self.loaded = (doc_id, manifest["adapter"]["file"])
             self.states[self.loaded] = state
+
+    def export(self, doc_id: str, folder: Path) -> None:
+        """Write ``doc_id``'s adapter into ``folder`` in the format other tools load (see ``Adapter.export``)."""
+        with self.lock:
+            self.use(doc_id)
+            self.adapter.export(folder, self.base.source or self.base.name)
 
     def check_compatible(self, manifest: dict[str, Any]) -> None:
         """Refuse an adapter trained on another base model, tokenizer or adapter layout."""

@@ -194,8 +194,12 @@ class LiftMemory:
         Raises:
             InvalidDocumentError: empty, whitespace-only or binary input.
             InvalidIdError: ``doc_id`` or ``namespace`` is not a safe name.
-            DocumentExistsError: ``doc_id`` holds another text and ``replace`` is False.
-            StoreError: the retrieval store failed (the trained adapter is stored; memorize again to index).
+            DocumentExistsError: ``doc_id`` holds another text, or a damaged record, and ``replace`` is False.
+            DocumentBusyError: another process kept writing ``doc_id`` for longer than ``config.lock_timeout``.
+            StorageError: the memory root cannot be written (permissions, read-only, a full disk).
+            StoreError: the retrieval store failed.
+
+        Whatever fails, nothing stored before changes: the write is a transaction (docs/reliability.md).
         """
         from lift_memory.segment import tokenize
 
@@ -331,10 +335,11 @@ class LiftMemory:
             return
         with self._lock:
             try:
-                self.bank.recover(undo=self._undo)
+                recovered = bool(self.bank.recover(undo=self._undo))
             except LiftMemoryError as exc:
                 warnings.warn(f"unfinished writes were not rolled back yet: {exc}", RuntimeWarning, stacklevel=3)
-            if self._engine is not None:
+                recovered = True  # perhaps in part
+            if recovered and self._engine is not None:
                 self._engine.forget_all()
 
     # -- ask ---------------------------------------------------------------------------------------------
@@ -592,6 +597,40 @@ class LiftMemory:
             why = f"{exc.errors()[0]['loc']}: {exc.errors()[0]['msg']}" if isinstance(exc, ValidationError) else exc
             raise self.bank.damaged(doc_id, f"its manifest is incomplete ({type(exc).__name__}: {why})") from exc
         return manifest
+
+    def export(self, doc_id: str, folder: str | os.PathLike[str], *, overwrite: bool = False) -> Path:
+        """Write ``doc_id``'s LoRA adapter as a standard PEFT folder (``adapter_config.json`` and
+        ``adapter_model.safetensors``) that ``PeftModel.from_pretrained`` and vLLM's multi-LoRA serving load;
+        returns the folder. The folder appears whole or not at all.
+
+        Raises:
+            ConfigError: the document has no adapter (it was read in context), its adapter is Gated Memory (which
+                stays in lift-memory's own format), or ``folder`` exists and ``overwrite`` is False.
+        """
+        import shutil
+        import uuid
+
+        from lift_memory.files import storage_errors
+
+        self._recover()
+        if not self._manifest(doc_id).get("adapter"):
+            raise ConfigError(f"{doc_id!r} was stored without an adapter (read in context): there is nothing to export")
+        folder = Path(folder).expanduser()
+        if folder.exists() and not overwrite:
+            raise ConfigError(
+                f"{str(folder)!r} exists; choose another folder or pass overwrite=True (CLI: --overwrite)"
+            )
+        tmp = folder.with_name(f".{folder.name}.tmp-{uuid.uuid4().hex[:12]}")
+        try:
+            with storage_errors(f"the export folder {folder}"):
+                tmp.mkdir(parents=True)
+                self.engine.export(doc_id, tmp)
+                if folder.exists():
+                    shutil.rmtree(folder)
+                os.replace(tmp, folder)
+        finally:
+            shutil.rmtree(tmp, ignore_errors=True)
+        return folder
 
     def get(self, doc_id: str) -> MemoryRecord:
         """The stored record of ``doc_id``."""

@@ -36,6 +36,8 @@ class LoadedModel:
     context_window: int
     prefix_ids: tuple[int, ...]
     """Special tokens the tokenizer puts before text (BOS), prepended to every training example and prompt."""
+    source: str = ""
+    """Where the weights were loaded from: a hub id or a local folder (what other tools load the base from)."""
 
     @property
     def device(self):
@@ -128,6 +130,7 @@ def load_model(config: ModelConfig | str | None = None, *, progress: bool = True
         tokenizer_fingerprint=tokenizer_fingerprint(tokenizer),
         context_window=_context_window(model, tokenizer, config.context_window),
         prefix_ids=_prefix_ids(tokenizer),
+        source=str(source),
     )
 
 

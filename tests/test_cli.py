@@ -52,6 +52,10 @@ def test_memorize_list_ask_forget(cli, tmp_path, monkeypatch):
     assert code == 0 and len(hits) == 2 and "Lovelace" in hits[0]["text"]
     code, counts, _ = cli("rebuild")
     assert code == 0 and counts["default"] > 0
+    code, out, _ = cli("export", "prov", str(tmp_path / "prov-lora"))
+    assert code == 0 and (tmp_path / "prov-lora" / "adapter_config.json").is_file()
+    code, _, err = cli("export", "prov", str(tmp_path / "prov-lora"), json_out=False)
+    assert code == 1 and "--overwrite" in err
     code, out, _ = cli("forget", "prov")
     assert code == 0 and out == {"forgotten": "prov"}
     code, out, _ = cli("list", json_out=False)

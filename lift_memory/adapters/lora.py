@@ -8,6 +8,7 @@ identity, ``modules_to_save`` copies of the embeddings); this module only adapts
 from __future__ import annotations
 
 import warnings
+from pathlib import Path
 from typing import Any
 
 from lift_memory.adapters.registry import Adapter
@@ -64,6 +65,16 @@ class LoraAdapter(Adapter):
 
     def disabled(self):
         return self._peft.disable_adapter()
+
+    def export(self, folder: Path, base_model: str) -> None:
+        """Write the slot's current weights as a standard PEFT adapter folder (``adapter_config.json`` and
+        ``adapter_model.safetensors``), which ``PeftModel.from_pretrained`` and vLLM's LoRA serving load."""
+        config = self._peft.peft_config["default"]
+        previous, config.base_model_name_or_path = config.base_model_name_or_path, base_model
+        try:
+            self._peft.save_pretrained(str(folder), safe_serialization=True)
+        finally:
+            config.base_model_name_or_path = previous
 
     def describe(self) -> dict[str, Any]:
         return {

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import contextlib
 from abc import ABC, abstractmethod
+from pathlib import Path
 from typing import Any, ClassVar
 
 from lift_memory.errors import AdapterMismatchError, ConfigError
@@ -45,6 +46,13 @@ class Adapter(ABC):
     @abstractmethod
     def describe(self) -> dict[str, Any]:
         """JSON-ready identity of this adapter (kind and layout), recorded in every manifest."""
+
+    def export(self, folder: Path, base_model: str) -> None:
+        """Write the slot's current weights in a format other tools load (LoRA: a PEFT folder)."""
+        raise ConfigError(
+            f"{self.kind} adapters have no format that other tools load, so they stay in lift-memory's own; "
+            "memorize with a LoRA adapter (adapter.kind='lora') to export"
+        )
 
     def state_dict(self) -> dict[str, Any]:
         """A CPU copy of the adapter's tensors."""
