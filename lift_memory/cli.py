@@ -170,7 +170,8 @@ def _cmd_prelift(args: argparse.Namespace) -> None:
 
 def _cmd_niah(args: argparse.Namespace) -> None:
     report = _run_niah(args, args.preset, args.out)
-    human = f"{report['table']}\nreport: {report['summary']}\nheatmaps: {', '.join(report['images'])}"
+    images = ", ".join(report["images"]) or "none (pip install 'lift-memory[plots]')"
+    human = f"{report['table']}\nreport: {report['summary']}\nheatmaps: {images}"
     _emit(args, report, human)
 
 
@@ -198,7 +199,8 @@ def _cmd_demo(args: argparse.Namespace) -> None:
         report["niah"] = _run_niah(args, "demo", args.out)
         if not args.json:
             niah = report["niah"]
-            print(f"\n{niah['table']}\nreport: {niah['summary']}\nheatmaps: {niah['out']}/heatmaps.png")
+            images = ", ".join(niah["images"]) or "none (pip install 'lift-memory[plots]')"
+            print(f"\n{niah['table']}\nreport: {niah['summary']}\nheatmaps: {images}")
     if not args.no_real:
         report["real_model"] = _real_model_demo(args)
     if args.json:

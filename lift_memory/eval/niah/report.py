@@ -7,6 +7,7 @@ and hit@k for the retrieval methods. matplotlib is imported only here, and only 
 
 from __future__ import annotations
 
+import warnings
 from collections import defaultdict
 from collections.abc import Sequence
 from pathlib import Path
@@ -115,8 +116,18 @@ def summary(rows: Sequence[dict[str, Any]]) -> str:
 
 
 def write_report(rows: Sequence[dict[str, Any]], out: str | Path) -> dict[str, Any]:
-    """Plots and ``summary.md`` under ``out``; returns their paths."""
+    """Plots and ``summary.md`` under ``out``; returns their paths. Without matplotlib (the ``plots`` extra) it
+    warns once and writes the summary alone."""
     out = Path(out)
-    images = plot(rows, out)
+    out.mkdir(parents=True, exist_ok=True)
+    try:
+        images = plot(rows, out)
+    except ImportError:
+        warnings.warn(
+            "the heatmaps need matplotlib: pip install 'lift-memory[plots]'; writing the summary only",
+            RuntimeWarning,
+            stacklevel=2,
+        )
+        images = []
     (out / "summary.md").write_text("# Needle in a haystack\n\n" + summary(rows), encoding="utf-8")
     return {"summary": str(out / "summary.md"), "images": [str(p) for p in images]}
