@@ -233,6 +233,8 @@ class GenerationConfig(_Config):
     """Seed for sampling."""
     max_seconds: float | None = Field(default=None, gt=0)
     """Stop decoding after this many seconds (None: no time limit)."""
+    stop: tuple[str, ...] = ()
+    """Strings that end the answer: decoding stops at the first one, which is not part of the answer."""
 
 
 class TasksConfig(_Config):

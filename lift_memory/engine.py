@@ -242,8 +242,9 @@ class Engine:
         """The configured decoding settings with ``overrides`` (those not None) applied."""
         return self.config.generation.updated(**overrides)
 
-    def prompt(self, question: str, plan, generation: GenerationConfig):
-        """The prompt for ``question`` under ``plan``: snippets and/or the document's ends, fitted to the window."""
+    def prompt(self, question: str, plan, generation: GenerationConfig, history=()):
+        """The prompt for ``question`` under ``plan``: snippets and/or the document's ends, fitted to the window
+        after the conversation's earlier turns (``history``: (role, text) pairs)."""
         from lift_memory.prompt import assemble, fit
 
         doc = self.document(plan.doc_id) if plan.doc_id is not None and plan.ends else None
@@ -255,18 +256,19 @@ class Engine:
             lambda budget: assemble(doc, plan.doc_id, plan.snippets, budget, share, self.count),
             limit,
             self.base.prefix_ids,
+            history,
         )
 
-    def answer(self, question: str, plan, **generation: Any) -> Answer:
+    def answer(self, question: str, plan, history=(), **generation: Any) -> Answer:
         """Answer ``question`` as ``plan`` says (``generation``: overrides of the decoding settings)."""
-        stream = self.stream(question, plan, **generation)
+        stream = self.stream(question, plan, history, **generation)
         for _ in stream:
             pass
         return stream.answer
 
-    def stream(self, question: str, plan, **generation: Any) -> AnswerStream:
+    def stream(self, question: str, plan, history=(), **generation: Any) -> AnswerStream:
         """The answer's text piece by piece as it is generated; ``.answer`` holds the :class:`Answer` after."""
-        return AnswerStream(self, question, plan, self.generation(**generation))
+        return AnswerStream(self, question, plan, self.generation(**generation), history)
 
     # -- probes ------------------------------------------------------------------------------------------
 
@@ -311,22 +313,26 @@ class AnswerStream:
     The concatenated pieces equal ``answer.text``.
     """
 
-    def __init__(self, engine: Engine, question: str, plan, generation: GenerationConfig) -> None:
+    def __init__(self, engine: Engine, question: str, plan, generation: GenerationConfig, history=()) -> None:
         self._engine, self._question, self._plan, self._generation = engine, question, plan, generation
+        self._history = tuple(history)
         self.answer: Answer | None = None
 
     def __iter__(self) -> Iterator[str]:
-        from lift_memory.generate import generate_ids, stream_text
+        from lift_memory.generate import cut_at_stops, generate_ids, stream_text
 
         eng, plan = self._engine, self._plan
         t0 = time.perf_counter()
-        prompt = eng.prompt(self._question, plan, self._generation)
+        prompt = eng.prompt(self._question, plan, self._generation, self._history)
         t1 = time.perf_counter()
         ids: list[int] = []
+        text: list[str] = []
         with eng.lock, eng.use(plan.adapter):
             t2 = time.perf_counter()
             tokens = generate_ids(eng.adapter.model, prompt.ids, self._generation, eng.base.eos_ids)
-            yield from stream_text(eng.tokenizer, _recorded(tokens, ids))
+            for piece in cut_at_stops(stream_text(eng.tokenizer, _recorded(tokens, ids)), self._generation.stop):
+                text.append(piece)
+                yield piece
         t3 = time.perf_counter()
         coverage, notes = None, plan.notes
         if plan.doc_id is not None:
@@ -334,7 +340,7 @@ class AnswerStream:
             if coverage < 1 and plan.adapter is None:
                 notes = (*notes, f"the prompt showed {coverage:.0%} of {plan.doc_id!r}; the rest was not read")
         self.answer = Answer(
-            text=eng.tokenizer.decode(ids, skip_special_tokens=True),
+            text="".join(text),
             route=plan.route,
             adapter=plan.adapter,
             doc_ids=tuple(dict.fromkeys([*([plan.doc_id] if plan.doc_id else []), *(s.doc_id for s in plan.snippets)])),

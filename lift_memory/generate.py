@@ -7,7 +7,7 @@ documents or prompts.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable, Iterator, Sequence
 
 from lift_memory.config import GenerationConfig
 
@@ -70,3 +70,33 @@ def stream_text(tokenizer, ids: Iterable[int]) -> Iterator[str]:
     final = tokenizer.decode(seen, skip_special_tokens=True)
     if final.startswith(released) and len(final) > len(released):
         yield final[len(released) :]
+
+
+def cut_at_stops(pieces: Iterable[str], stops: Sequence[str]) -> Iterator[str]:
+    """Yield ``pieces`` up to the first of ``stops`` (which is not yielded), then stop consuming them.
+
+    A stop string may span pieces, so text that could be the start of one is held back until the next piece
+    shows it is not; what is yielded never contains a stop string or the start of one that then completes.
+    """
+    stops = [s for s in stops if s]
+    if not stops:
+        yield from pieces
+        return
+    pending = ""
+    for piece in pieces:
+        pending += piece
+        cut = min((i for i in (pending.find(s) for s in stops) if i >= 0), default=-1)
+        if cut >= 0:
+            if cut:
+                yield pending[:cut]
+            return
+        held = next(
+            (n for n in range(min(len(pending), max(map(len, stops)) - 1), 0, -1)
+             if any(s.startswith(pending[-n:]) for s in stops)),
+            0,
+        )  # fmt: skip
+        if len(pending) > held:
+            yield pending[: len(pending) - held]
+            pending = pending[len(pending) - held :]
+    if pending:
+        yield pending

@@ -369,9 +369,11 @@ class LiftMemory:
         mode: str = "auto",
         namespace: str | None = None,
         k: int | None = None,
+        history: Sequence[tuple[str, str]] | None = None,
         max_new_tokens: int | None = None,
         temperature: float | None = None,
         max_seconds: float | None = None,
+        stop: Sequence[str] | None = None,
     ) -> Answer:
         """Answer ``question`` from memory; the :class:`Answer` says which route, adapter and snippets it used.
 
@@ -382,20 +384,27 @@ class LiftMemory:
                 :mod:`lift_memory.router`.
             namespace: retrieval namespace (default ``config.retrieval.namespace``).
             k: snippets to retrieve (default ``config.retrieval.k``).
+            history: the conversation's earlier turns, ``(role, text)`` pairs with roles ``system``, ``user``
+                and ``assistant``, rendered through the model's chat template before the question (turns that
+                do not fit the window are dropped, oldest first; system turns stay).
             max_new_tokens: generation budget (default ``config.generation.max_new_tokens``).
             temperature: 0 decodes greedily (default ``config.generation.temperature``).
             max_seconds: stop decoding after this many seconds.
+            stop: strings that end the answer (not included in it).
 
         Raises:
             UnknownDocumentError: nothing is stored under ``doc_id``.
             AdapterMismatchError: the stored adapter belongs to another base model, tokenizer or adapter layout.
-            ConfigError: an unknown mode, or one that needs what the document lacks (``lift`` without adapter).
+            ConfigError: an unknown mode, one that needs what the document lacks (``lift`` without adapter), or
+                an argument out of range.
         """
-        self.config.generation.updated(max_new_tokens=max_new_tokens, temperature=temperature, max_seconds=max_seconds)
-        plan = self._plan(question, doc_id, mode, namespace, k)
-        return self.engine.answer(
-            question, plan, max_new_tokens=max_new_tokens, temperature=temperature, max_seconds=max_seconds
-        )
+        stream = self.stream(
+            question, doc_id, mode=mode, namespace=namespace, k=k, history=history,
+            max_new_tokens=max_new_tokens, temperature=temperature, max_seconds=max_seconds, stop=stop,
+        )  # fmt: skip
+        for _ in stream:
+            pass
+        return stream.answer
 
     def stream(
         self,
@@ -405,25 +414,28 @@ class LiftMemory:
         mode: str = "auto",
         namespace: str | None = None,
         k: int | None = None,
+        history: Sequence[tuple[str, str]] | None = None,
         max_new_tokens: int | None = None,
         temperature: float | None = None,
         max_seconds: float | None = None,
+        stop: Sequence[str] | None = None,
     ):
         """Like :meth:`ask`, but returns an iterable of the answer's text pieces as they are generated.
 
         Iterating yields ``str`` pieces (together: the same text as :meth:`ask`); afterwards the stream's
-        ``answer`` attribute holds the full :class:`Answer`::
+        ``answer`` attribute holds the full :class:`Answer`, also when a stop string ended it::
 
             stream = memory.stream("What is the passkey?", "doc")
             for piece in stream:
                 print(piece, end="")
             print(stream.answer.route, stream.answer.snippets)
         """
-        self.config.generation.updated(max_new_tokens=max_new_tokens, temperature=temperature, max_seconds=max_seconds)
+        generation = {"max_new_tokens": max_new_tokens, "temperature": temperature, "max_seconds": max_seconds}
+        generation["stop"] = None if stop is None else tuple(stop)
+        self.config.generation.updated(**generation)  # checked before anything loads
+        turns = _turns(history)
         plan = self._plan(question, doc_id, mode, namespace, k)
-        return self.engine.stream(
-            question, plan, max_new_tokens=max_new_tokens, temperature=temperature, max_seconds=max_seconds
-        )
+        return self.engine.stream(question, plan, turns, **generation)
 
     def complete(self, prompt: str, doc_id: str | None = None, *, max_new_tokens: int | None = None) -> str:
         """Continue ``prompt`` as it is, with ``doc_id``'s adapter (None: the base model); no context added.
@@ -681,6 +693,19 @@ class LiftMemory:
             self.bank.delete(doc_id)
         if self._engine is not None:
             self._engine.forget(doc_id)
+
+
+_ROLES = ("system", "user", "assistant")
+
+
+def _turns(history: Sequence[tuple[str, str]] | None) -> tuple[tuple[str, str], ...]:
+    """``history`` checked: (role, text) pairs with a known role."""
+    turns = []
+    for turn in history or ():
+        if not (isinstance(turn, Sequence) and len(turn) == 2 and turn[0] in _ROLES and isinstance(turn[1], str)):
+            raise ConfigError(f"history turns are (role, text) pairs with a role in {_ROLES}, got {turn!r:.60}")
+        turns.append((turn[0], turn[1]))
+    return tuple(turns)
 
 
 def _same_memory(old: dict[str, Any], digest: str, fingerprint: str, settings: dict[str, Any]) -> bool:

@@ -60,17 +60,35 @@ class Prompt:
     context_tokens: int
 
 
-def render(tokenizer, context: str, question: str, prefix_ids: tuple[int, ...]) -> list[int]:
-    """Token ids of the prompt for ``question`` with ``context`` (possibly empty)."""
+def render(
+    tokenizer, context: str, question: str, prefix_ids: tuple[int, ...], history: Sequence[tuple[str, str]] = ()
+) -> list[int]:
+    """Token ids of the prompt for ``question`` with ``context`` (possibly empty), after the conversation's
+    earlier turns (``history``: (role, text) pairs, roles ``system``, ``user``, ``assistant``)."""
+    content = CHAT_INSTRUCTION.format(context=context, question=question) if context else question
     if getattr(tokenizer, "chat_template", None):
-        content = CHAT_INSTRUCTION.format(context=context, question=question) if context else question
-        return list(
-            tokenizer.apply_chat_template(
-                [{"role": "user", "content": content}], add_generation_prompt=True, tokenize=True, return_dict=False
-            )
-        )
+        messages = [{"role": role, "content": text} for role, text in history]
+        messages.append({"role": "user", "content": content})
+        from jinja2.exceptions import TemplateError  # transformers renders chat templates with jinja
+
+        try:
+            return _chat_ids(tokenizer, messages)
+        except TemplateError:  # e.g. a template that refuses the system role: fold it into the first user turn
+            if not any(m["role"] == "system" for m in messages):
+                raise
+            system = "\n\n".join(m["content"] for m in messages if m["role"] == "system")
+            rest = [m for m in messages if m["role"] != "system"]
+            rest[0] = {**rest[0], "content": f"{system}\n\n{rest[0]['content']}"}
+            return _chat_ids(tokenizer, rest)
     text = f"{context}\n\n{question}" if context else question
+    if history:  # a completion-style model reads the conversation as a transcript
+        turns = [f"{role.title()}: {said}" for role, said in history]
+        text = "\n".join([*turns, f"User: {text}", "Assistant:"])
     return list(prefix_ids) + tokenizer(text, add_special_tokens=False)["input_ids"]
+
+
+def _chat_ids(tokenizer, messages: list[dict[str, str]]) -> list[int]:
+    return list(tokenizer.apply_chat_template(messages, add_generation_prompt=True, tokenize=True, return_dict=False))
 
 
 def head_tail_span(doc: TokenizedDocument, budget: int) -> tuple[int, int]:
@@ -172,13 +190,19 @@ def fit(
     context_for: Callable[[int], Context],
     limit: int,
     prefix_ids: tuple[int, ...] = (),
+    history: Sequence[tuple[str, str]] = (),
 ) -> Prompt:
-    """Render ``question`` with the largest context from ``context_for(budget)`` whose prompt fits ``limit``.
+    """Render ``question`` after ``history`` with the largest context from ``context_for(budget)`` whose
+    prompt fits ``limit``. Earlier turns that do not fit are dropped, oldest first (system turns stay).
 
     Raises:
-        ConfigError: the question alone does not fit.
+        ConfigError: the question (with the system turns) alone does not fit.
     """
-    bare = len(render(tokenizer, "", question, prefix_ids))
+    history = list(history)
+    bare = len(render(tokenizer, "", question, prefix_ids, history))
+    while bare > limit and any(role != "system" for role, _ in history):
+        history.pop(next(i for i, (role, _) in enumerate(history) if role != "system"))
+        bare = len(render(tokenizer, "", question, prefix_ids, history))
     if bare > limit:
         raise ConfigError(
             f"the question takes {bare} tokens but only {limit} fit beside the generation budget; "
@@ -187,7 +211,7 @@ def fit(
     budget = limit - bare - 8  # room for the template's own context scaffolding
     while True:
         context = context_for(max(budget, 0))
-        ids = render(tokenizer, context.text, question, prefix_ids)
+        ids = render(tokenizer, context.text, question, prefix_ids, history)
         if len(ids) <= limit or not context.text:
             return Prompt(ids, context, max(0, len(ids) - bare))
         # Re-tokenizing joined pieces can merge or split tokens at the seams: shrink by the excess and retry.

@@ -112,3 +112,44 @@ def test_chat_templates_are_used_when_the_tokenizer_has_one(tok):
     ids = render(tok, "some context", "the question", ())
     text = tok.decode(ids)
     assert text.startswith("<|user|>") and "some context" in text and text.endswith("<|assistant|>")
+
+
+def _chat_tokenizer(template):
+    tok = make_tokenizer()
+    tok.chat_template = template
+    return tok
+
+
+def test_a_conversation_goes_through_the_chat_template_with_its_roles():
+    from lift_test_helpers import CHAT_TEMPLATE
+
+    tok = _chat_tokenizer(CHAT_TEMPLATE)
+    history = [("system", "Be brief."), ("user", "Hi"), ("assistant", "Hello")]
+    text = tok.decode(render(tok, "CONTEXT", "Key?", (0,), history))
+    assert text.index("<|system|>Be brief.") < text.index("<|user|>Hi") < text.index("<|assistant|>Hello")
+    assert text.index("<|assistant|>Hello") < text.index("CONTEXT") < text.rindex("Key?")
+    assert text.endswith("<|assistant|>")
+
+
+def test_a_template_that_refuses_the_system_role_gets_it_in_the_first_user_turn():
+    strict = (
+        "{% for m in messages %}{% if m['role'] == 'system' %}{{ raise_exception('no system role') }}{% endif %}"
+        "<|{{ m['role'] }}|>{{ m['content'] }}</s>{% endfor %}{% if add_generation_prompt %}<|assistant|>{% endif %}"
+    )
+    tok = _chat_tokenizer(strict)
+    text = tok.decode(render(tok, "", "Key?", (0,), [("system", "Be brief."), ("user", "Hi")]))
+    assert "<|user|>Be brief.\n\nHi" in text and "<|system|>" not in text
+
+
+def test_a_completion_model_reads_the_conversation_as_a_transcript(tok):
+    text = tok.decode(render(tok, "", "Key?", (0,), [("user", "Hi"), ("assistant", "Hello")]))
+    assert text.endswith("User: Hi\nAssistant: Hello\nUser: Key?\nAssistant:")
+
+
+def test_turns_that_do_not_fit_are_dropped_oldest_first_system_turns_stay(tok):
+    history = [("system", "Be brief."), *[("user", TEXT[:200]), ("assistant", TEXT[200:400])] * 3]
+    bare = len(render(tok, "", "Key?", (0,), [history[0]]))
+    prompt = fit(tok, "Key?", lambda budget: assemble(None, None, [], budget, 1.0, _count(tok)), bare + 60, (0,),
+                 history)  # fmt: skip
+    text = tok.decode(prompt.ids)
+    assert text.startswith("<s>System: Be brief.") and len(prompt.ids) <= bare + 60

@@ -4,12 +4,12 @@ from __future__ import annotations
 
 from typing import Any
 
-from pydantic import BaseModel, Field, PrivateAttr
+from pydantic import BaseModel, Field, PrivateAttr, model_validator
 
 from lift_memory import LiftMemory
 
 
-def open_memory(memory: Any, root: str | None, model: str) -> LiftMemory:
+def open_memory(memory: Any, root: str | None, model: str | None) -> LiftMemory:
     """``memory`` if it is a :class:`LiftMemory`, else a new one at ``root`` with ``model`` (progress off)."""
     if memory is not None:
         if not isinstance(memory, LiftMemory):
@@ -23,12 +23,27 @@ class MemoryFields(BaseModel):
 
     memory: Any = Field(default=None, exclude=True)
     """A ``lift_memory.LiftMemory``. None: one is opened from ``root`` and ``model_name``."""
-    model_name: str = Field(default="builtin:tiny", alias="model")
-    """Base model of the memory opened when ``memory`` is None."""
+    model_name: str | None = Field(default=None, alias="model")
+    """The memory's base model. With ``memory`` given, it is that memory's (another value is an error); else
+    the model of the memory opened from ``root`` (None: lift-memory's default)."""
     root: str | None = None
     """Memory directory opened when ``memory`` is None (default: lift-memory's user data directory)."""
 
     _lift: Any = PrivateAttr(default=None)
+
+    @model_validator(mode="after")
+    def _base_model_of_the_memory(self):
+        if isinstance(self.memory, LiftMemory):
+            name = self.memory.config.model.name
+            if self.model_name not in (None, name):
+                raise ValueError(f"model_name={self.model_name!r}, but the memory given runs {name!r}")
+            self.model_name = name
+        return self
+
+    @property
+    def base_model(self) -> str:
+        """The base model the answers come from."""
+        return self.model_name or self.lift.config.model.name
 
     @property
     def lift(self) -> LiftMemory:

@@ -11,20 +11,23 @@ from langchain_core.language_models import BaseChatModel, LangSmithParams
 from langchain_core.messages import AIMessage, AIMessageChunk, BaseMessage
 from langchain_core.messages.ai import UsageMetadata
 from langchain_core.outputs import ChatGeneration, ChatGenerationChunk, ChatResult
-from pydantic import ConfigDict, Field, SecretStr
+from pydantic import ConfigDict, Field
 
 from langchain_lift._memory import MemoryFields
 
-_ROLES = {"human": "User", "ai": "Assistant", "system": "System", "tool": "Tool"}
+_ROLES = {"system": "system", "human": "user", "ai": "assistant"}
 
 
-def question_from(messages: list[BaseMessage]) -> str:
-    """A single human message is the question itself (completion-style models continue it as is); a longer
-    conversation becomes a transcript ending with the assistant's turn."""
-    if len(messages) == 1 and messages[0].type == "human":
-        return messages[0].text
-    turns = [f"{_ROLES.get(m.type, m.type.title())}: {m.text}" for m in messages]
-    return "\n".join([*turns, "Assistant:"])
+def conversation(messages: list[BaseMessage]) -> tuple[str, list[tuple[str, str]]]:
+    """The question (the last human message) and the turns before it as (role, text) pairs, which lift-memory
+    renders through the model's chat template. Tool results become user turns (the models run here have no
+    tool role in common)."""
+    last = max((i for i, m in enumerate(messages) if m.type == "human"), default=len(messages) - 1)
+    history = []
+    for m in messages[:last]:
+        role = _ROLES.get(m.type)
+        history.append((role, m.text) if role else ("user", f"{m.type.title()} result: {m.text}"))
+    return (messages[last].text if messages else ""), history
 
 
 class ChatLIFT(MemoryFields, BaseChatModel):
@@ -45,9 +48,11 @@ class ChatLIFT(MemoryFields, BaseChatModel):
             print(chunk.content, end="")
         ```
 
-    The answer's route, adapter, snippets (with offsets) and timings are in ``response_metadata``. Tool
-    calling and structured output are not supported: the models lift-memory adapts are run locally without a
-    tool-call format.
+    Conversations keep their roles (system included) through the model's chat template; the last human
+    message is the question that retrieval searches for. The answer's route, adapter, snippets (with offsets)
+    and timings are in ``response_metadata``, and token counts in ``usage_metadata``, also when a stop string
+    ended the answer. Tool calling and structured output are not supported: the models lift-memory adapts are
+    run locally without a tool-call format.
     """
 
     model_config = ConfigDict(extra="forbid", arbitrary_types_allowed=True, populate_by_name=True)
@@ -68,10 +73,6 @@ class ChatLIFT(MemoryFields, BaseChatModel):
     """Cut the answer before the first of these strings."""
     timeout: float | None = Field(default=None, gt=0)
     """Stop decoding after this many seconds."""
-    max_retries: int = 0
-    """Accepted for LangChain's standard parameters; a local model makes no remote calls to retry."""
-    api_key: SecretStr | None = None
-    """Accepted for LangChain's standard parameters; a local model needs no key."""
     streaming: bool = False
     """Generate through the streaming path even when invoked (same text either way)."""
 
@@ -81,10 +82,10 @@ class ChatLIFT(MemoryFields, BaseChatModel):
 
     @property
     def _identifying_params(self) -> dict[str, Any]:
-        return {"model_name": self.model_name, "doc_id": self.doc_id, "namespace": self.namespace, "mode": self.mode}
+        return {"model_name": self.base_model, "doc_id": self.doc_id, "namespace": self.namespace, "mode": self.mode}
 
     def _get_ls_params(self, stop: list[str] | None = None, **kwargs: Any) -> LangSmithParams:
-        params = LangSmithParams(ls_provider="lift", ls_model_name=self.model_name, ls_model_type="chat")
+        params = LangSmithParams(ls_provider="lift", ls_model_name=self.base_model, ls_model_type="chat")
         params["ls_temperature"] = self.temperature
         if self.max_tokens is not None:
             params["ls_max_tokens"] = self.max_tokens
@@ -92,10 +93,13 @@ class ChatLIFT(MemoryFields, BaseChatModel):
             params["ls_stop"] = stop or self.stop
         return params
 
-    def _answer_stream(self, messages: list[BaseMessage], **kwargs: Any):
+    def _answer_stream(self, messages: list[BaseMessage], stop: list[str] | None, **kwargs: Any):
+        question, history = conversation(messages)
         return self.lift.stream(
-            question_from(messages),
+            question,
             kwargs.get("doc_id", self.doc_id),
+            history=history,
+            stop=[s for s in (stop or self.stop or []) if s],
             mode=kwargs.get("mode", self.mode),
             namespace=kwargs.get("namespace", self.namespace),
             k=kwargs.get("k", self.k),
@@ -111,26 +115,20 @@ class ChatLIFT(MemoryFields, BaseChatModel):
         run_manager: CallbackManagerForLLMRun | None = None,
         **kwargs: Any,
     ) -> Iterator[ChatGenerationChunk]:
-        stops = [s for s in (stop or self.stop or []) if s]
-        stream = self._answer_stream(messages, **kwargs)
-        text = ""
-        for piece in stream:
-            new_text = text + piece
-            cut = min((i for i in (new_text.find(s) for s in stops) if i >= 0), default=-1)
-            piece = new_text[len(text) : cut] if cut >= 0 else piece
-            text = new_text if cut < 0 else new_text[:cut]
-            if piece:
-                chunk = ChatGenerationChunk(message=AIMessageChunk(content=piece))
-                if run_manager:
-                    run_manager.on_llm_new_token(piece, chunk=chunk)
-                yield chunk
-            if cut >= 0:
-                break
+        stream = self._answer_stream(messages, stop, **kwargs)
+        for piece in stream:  # stop strings are cut in lift-memory's decoder, even across pieces
+            chunk = ChatGenerationChunk(message=AIMessageChunk(content=piece))
+            if run_manager:
+                run_manager.on_llm_new_token(piece, chunk=chunk)
+            yield chunk
         answer = stream.answer
-        metadata = _metadata(answer, self.model_name) if answer else {"model_name": self.model_name}
-        usage = _usage(answer) if answer else None
         yield ChatGenerationChunk(
-            message=AIMessageChunk(content="", response_metadata=metadata, usage_metadata=usage, chunk_position="last")
+            message=AIMessageChunk(
+                content="",
+                response_metadata=_metadata(answer, self.base_model),
+                usage_metadata=_usage(answer),
+                chunk_position="last",
+            )
         )
 
     async def _astream(

@@ -16,6 +16,8 @@ from langchain_tests.integration_tests import (
 )
 from lc_test_memory import HANDBOOK, shared_memory
 
+NOT_APPLICABLE = ("max_retries", "api_key")  # a local model makes no remote calls and needs no key
+
 
 class TestChatLIFTIntegration(ChatModelIntegrationTests):
     @property
@@ -28,7 +30,8 @@ class TestChatLIFTIntegration(ChatModelIntegrationTests):
 
     @property
     def standard_chat_model_params(self) -> dict:
-        return {**super().standard_chat_model_params, "max_tokens": 12}
+        params = {**super().standard_chat_model_params, "max_tokens": 12}
+        return {k: v for k, v in params.items() if k not in NOT_APPLICABLE}
 
     @property
     def supports_model_override(self) -> bool:
@@ -90,12 +93,32 @@ def test_streamed_text_equals_invoked_text_and_carries_provenance():
     assert chunks[-1].chunk_position == "last"
 
 
-def test_stop_sequences_cut_the_answer():
-    chat = ChatLIFT(memory=shared_memory(), doc_id="handbook", max_tokens=20, mode="lift")
-    full = chat.invoke("The office opens at").content
-    word = full.split()[1] if len(full.split()) > 1 else full.strip()
-    cut = chat.invoke("The office opens at", stop=[word]).content
-    assert word not in cut and full.startswith(cut)
+def test_a_stop_string_split_across_pieces_never_leaks_and_the_metadata_survives():
+    chat = ChatLIFT(memory=shared_memory(), doc_id="handbook", max_tokens=24, mode="hybrid")
+    pieces = [c.content for c in chat.stream("The office opens at") if c.content]
+    full = "".join(pieces)
+    joints = [len("".join(pieces[: i + 1])) for i in range(len(pieces) - 1)]
+    joint = next(j for j in joints if j >= 2 and len(full) - j >= 2 and full[j - 2 : j + 2].strip())
+    stop = full[joint - 2 : joint + 2]  # two characters of one piece and two of the next
+    chunks = list(chat.stream("The office opens at", stop=[stop]))
+    streamed = "".join(c.content for c in chunks)
+    assert streamed == full[: full.index(stop)] and stop[:2] not in streamed[len(streamed) - 2 :]
+    last = chunks[-1]
+    assert last.response_metadata["route"] == "hybrid" and last.response_metadata["snippets"]
+    assert 0 < last.usage_metadata["output_tokens"] < 24
+    invoked = chat.invoke("The office opens at", stop=[stop])
+    assert invoked.content == streamed and invoked.usage_metadata["input_tokens"] > 0
+
+
+def test_a_conversation_keeps_its_roles_and_model_name_is_the_base_model():
+    from langchain_core.messages import AIMessage, HumanMessage, SystemMessage
+
+    chat = ChatLIFT(memory=shared_memory(), doc_id="note", max_tokens=6)  # read whole: the prompt has room
+    turns = [SystemMessage("Answer briefly."), HumanMessage("Hi"), AIMessage("Hello.")]
+    answer = chat.invoke([*turns, HumanMessage("The vending machine")])
+    assert answer.response_metadata["model_name"] == shared_memory().config.model.name == chat.model_name
+    alone = chat.invoke("The vending machine").usage_metadata["input_tokens"]
+    assert answer.usage_metadata["input_tokens"] >= alone + 6  # the earlier turns are in the prompt
 
 
 def test_retriever_documents_carry_provenance():

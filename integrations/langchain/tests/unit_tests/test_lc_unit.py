@@ -7,7 +7,7 @@ import tempfile
 import langchain_lift
 import pytest
 from langchain_lift import AskMemoryTool, ChatLIFT, MemorizeDocumentTool
-from langchain_lift.chat_models import question_from
+from langchain_lift.chat_models import conversation
 from langchain_tests.unit_tests import ChatModelUnitTests, ToolsUnitTests
 
 from lift_memory import LiftMemory
@@ -23,6 +23,11 @@ class TestChatLIFTUnit(ChatModelUnitTests):
     @property
     def chat_model_params(self) -> dict:
         return {"root": _ROOT, "doc_id": "handbook"}
+
+    @property
+    def standard_chat_model_params(self) -> dict:
+        params = super().standard_chat_model_params  # a local model makes no remote calls and needs no key
+        return {k: v for k, v in params.items() if k not in ("max_retries", "api_key")}
 
     @property
     def supports_model_override(self) -> bool:
@@ -65,14 +70,23 @@ def test_public_api_is_frozen():
     assert langchain_lift.__all__ == ["AskMemoryTool", "ChatLIFT", "LiftRetriever", "LiftStore", "MemorizeDocumentTool"]
 
 
-def test_messages_become_a_question():
-    from langchain_core.messages import AIMessage, HumanMessage, SystemMessage
+def test_messages_become_a_question_and_the_turns_before_it():
+    from langchain_core.messages import AIMessage, HumanMessage, SystemMessage, ToolMessage
 
-    assert question_from([HumanMessage("The pass key is")]) == "The pass key is"
-    transcript = question_from(
-        [SystemMessage("Be brief."), HumanMessage("Hi"), AIMessage("Hello"), HumanMessage("Key?")]
-    )
-    assert transcript == "System: Be brief.\nUser: Hi\nAssistant: Hello\nUser: Key?\nAssistant:"
+    assert conversation([HumanMessage("The pass key is")]) == ("The pass key is", [])
+    question, history = conversation(
+        [SystemMessage("Be brief."), HumanMessage("Hi"), AIMessage("Hello"),
+         ToolMessage("42", tool_call_id="t1"), HumanMessage("Key?")]
+    )  # fmt: skip
+    assert question == "Key?"
+    assert history == [("system", "Be brief."), ("user", "Hi"), ("assistant", "Hello"), ("user", "Tool result: 42")]
+
+
+def test_model_name_is_the_memorys_base_model():
+    memory = LiftMemory(root=_ROOT, model="some/other-model", progress=False)
+    assert ChatLIFT(memory=memory).model_name == "some/other-model"
+    with pytest.raises(ValueError, match="the memory given runs 'some/other-model'"):
+        ChatLIFT(memory=memory, model="builtin:tiny")
 
 
 def test_memory_must_be_a_lift_memory():
