@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import Any
 
 from lift_memory.errors import LiftMemoryError, first_line
+from lift_memory.router import MODES
 
 REAL_MODEL = "smollm2-135m-instruct"
 """The packaged real model the demo's second part runs on."""
@@ -277,7 +278,7 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("ask", parents=[common], help="answer a question from memory")
     p.add_argument("doc_id", help="document to answer from; '*' for any document of the namespace")
     p.add_argument("question")
-    p.add_argument("--mode", default="auto", choices=["auto", "lift", "rag", "hybrid", "icl"], help="route")
+    p.add_argument("--mode", default="auto", choices=MODES, help="route")
     p.add_argument("--namespace", help="retrieval namespace (default: 'default')")
     p.add_argument("--k", type=_COUNT, default=None, help="snippets to retrieve")
     p.add_argument("--max-new-tokens", type=_COUNT, default=None, help="generation budget")

@@ -25,13 +25,13 @@ from __future__ import annotations
 
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
-from typing import Literal, Protocol
+from typing import Literal, Protocol, get_args
 
 from lift_memory.errors import ConfigError
 from lift_memory.types import Answer, Snippet
 
 Mode = Literal["auto", "icl", "lift", "rag", "hybrid"]
-MODES = ("auto", "icl", "lift", "rag", "hybrid")
+MODES: tuple[str, ...] = get_args(Mode)
 
 
 class Retriever(Protocol):

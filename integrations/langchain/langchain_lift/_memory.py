@@ -9,13 +9,14 @@ from pydantic import BaseModel, Field, PrivateAttr, model_validator
 from lift_memory import LiftMemory
 
 
-def open_memory(memory: Any, root: str | None, model: str | None) -> LiftMemory:
-    """``memory`` if it is a :class:`LiftMemory`, else a new one at ``root`` with ``model`` (progress off)."""
+def open_memory(memory: Any, root: str | None, model: str | None, embedder: Any = None) -> LiftMemory:
+    """``memory`` if it is a :class:`LiftMemory`, else a new one at ``root`` with ``model`` and ``embedder``
+    (progress off)."""
     if memory is not None:
         if not isinstance(memory, LiftMemory):
             raise TypeError(f"memory must be a lift_memory.LiftMemory, got {type(memory).__name__}")
         return memory
-    return LiftMemory(root=root, model=model, progress=False)
+    return LiftMemory(root=root, model=model, embedder=embedder, progress=False)
 
 
 class MemoryFields(BaseModel):

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import AsyncIterator, Iterator
-from typing import Any, Literal
+from typing import Any
 
 from langchain_core.callbacks import AsyncCallbackManagerForLLMRun, CallbackManagerForLLMRun
 from langchain_core.language_models import BaseChatModel, LangSmithParams
@@ -14,6 +14,7 @@ from langchain_core.outputs import ChatGeneration, ChatGenerationChunk, ChatResu
 from pydantic import ConfigDict, Field
 
 from langchain_lift._memory import MemoryFields
+from lift_memory.router import Mode
 
 _ROLES = {"system": "system", "human": "user", "ai": "assistant"}
 
@@ -61,7 +62,7 @@ class ChatLIFT(MemoryFields, BaseChatModel):
     """The document to answer from; None: any document of the namespace (retrieval decides)."""
     namespace: str | None = None
     """Retrieval namespace (default: the memory's)."""
-    mode: Literal["auto", "lift", "rag", "hybrid", "icl"] = "auto"
+    mode: Mode = "auto"
     """Route: ``auto`` lets the router decide per question."""
     k: int | None = Field(default=None, ge=1)
     """Snippets to retrieve (default: the memory's)."""

@@ -4,8 +4,9 @@ Agents built with LangChain's agent APIs take their long-term memory as ``store=
 JSON value) live in SQLite beside the memory; an item's text is indexed in lift-memory's retrieval store
 under a namespace of its own, so ``search(query=...)`` is dense + BM25 + exact-phrase retrieval with scores.
 With ``memorize_every=N``, every N indexed puts in a namespace also fine-tune that namespace's adapter on
-all its items (``flush()`` does it at once); ``adapter_doc_id(namespace)`` names that adapter for
-``ChatLIFT(doc_id=...)``.
+all its items, in a background worker, never under the store's lock (``flush()`` trains what is due and waits);
+deleting an item retrains its namespace's adapter without it. ``adapter_doc_id(namespace)`` names that adapter
+for ``ChatLIFT(doc_id=...)``.
 
 Only ``batch`` is implemented; everything else (``get``, ``put``, ``search``, ``delete``, ``list_namespaces``
 and their async forms) comes from ``BaseStore``, and ``abatch`` runs ``batch`` in a thread.
@@ -14,6 +15,7 @@ and their async forms) comes from ``BaseStore``, and ``abatch`` runs ``batch`` i
 from __future__ import annotations
 
 import asyncio
+import concurrent.futures
 import datetime as dt
 import hashlib
 import json
@@ -108,9 +110,13 @@ class LiftStore(BaseStore):
     Args:
         memory: the ``LiftMemory`` to index into (None: one opened at ``root`` with ``model``).
         root: memory directory when ``memory`` is None.
-        model: base model when ``memory`` is None.
+        model: base model when ``memory`` is None (None: lift-memory's default).
+        index: LangGraph's index configuration, as ``InMemoryStore`` takes it: ``fields`` (default ``["$"]``),
+            ``embed`` (a LangChain ``Embeddings`` or a function from texts to vectors; only with ``memory``
+            None, since a memory's embedder is its own) and ``dims`` (checked against ``embed``).
         index_fields: JSON paths of the value whose text is indexed (LangGraph's syntax, e.g. ``"text"``,
-            ``"notes[*].body"``); ``"$"`` indexes the whole value as JSON.
+            ``"notes[*].body"``); ``"$"`` indexes the whole value as JSON. Default ``["text"]``; or give
+            ``index["fields"]``.
         memorize_every: after this many indexed puts into a namespace, fine-tune its adapter on all its items
             (None: never; call :meth:`flush` to do it on demand).
         path: SQLite file for the items (default: ``<memory root>/langgraph.sqlite``).
@@ -123,13 +129,20 @@ class LiftStore(BaseStore):
         memory: Any = None,
         *,
         root: str | None = None,
-        model: str = "builtin:tiny",
-        index_fields: Sequence[str] = ("text",),
+        model: str | None = None,
+        index: dict[str, Any] | None = None,
+        index_fields: Sequence[str] | None = None,
         memorize_every: int | None = None,
         path: str | Path | None = None,
     ) -> None:
-        self.memory = open_memory(memory, root, model)
-        self.index_fields = list(index_fields)
+        embed, fields = _index_config(index, index_fields)
+        if embed is not None and memory is not None:
+            raise ValueError("index['embed'] is for a memory this store opens; give your memory its embedder: "
+                             "LiftMemory(embedder=...)")  # fmt: skip
+        if memorize_every is not None and memorize_every < 1:
+            raise ValueError(f"memorize_every must be at least 1 (or None), got {memorize_every}")
+        self.memory = open_memory(memory, root, model, embedder=embed)
+        self.index_fields = fields
         self.memorize_every = memorize_every
         db = Path(path) if path is not None else self.memory.root / "langgraph.sqlite"
         db.parent.mkdir(parents=True, exist_ok=True)
@@ -137,6 +150,9 @@ class LiftStore(BaseStore):
         self._db.executescript(_SCHEMA)
         self._lock = threading.RLock()
         self._pending: dict[tuple[str, ...], int] = {}
+        self._trainer = concurrent.futures.ThreadPoolExecutor(max_workers=1, thread_name_prefix="lift-store-train")
+        self._queued: set[tuple[str, ...]] = set()
+        self._jobs: list[concurrent.futures.Future] = []
 
     # -- the two abstract methods ------------------------------------------------------------------------
 
@@ -202,6 +218,8 @@ class LiftStore(BaseStore):
             if row and row[0] and row[0] in self.memory.bank:
                 self.memory.forget(row[0])
             self._db.execute("DELETE FROM items WHERE namespace = ? AND key = ?", (ns, op.key))
+            if row and row[0] and adapter_doc_id(op.namespace) in self.memory.bank:
+                self._schedule(op.namespace)  # the deleted text leaves the adapter: train it again without it
             return
         try:
             value = json.dumps(op.value)
@@ -224,7 +242,7 @@ class LiftStore(BaseStore):
         if doc_id and self.memorize_every:
             self._pending[op.namespace] = self._pending.get(op.namespace, 0) + 1
             if self._pending[op.namespace] >= self.memorize_every:
-                self._memorize_namespace(op.namespace)
+                self._schedule(op.namespace)
 
     def _index_item(self, namespace, key: str, doc_id: str | None, text: str, old_doc_id: str | None) -> None:
         """Make the index hold ``text`` as ``doc_id`` (None: nothing) and drop ``old_doc_id`` if it differs."""
@@ -235,29 +253,52 @@ class LiftStore(BaseStore):
         if old_doc_id and old_doc_id != doc_id and old_doc_id in self.memory.bank:
             self.memory.forget(old_doc_id)
 
-    def _memorize_namespace(self, namespace: tuple[str, ...]) -> None:
-        rows = self._db.execute(
-            "SELECT value FROM items WHERE namespace = ? AND doc_id IS NOT NULL ORDER BY created_at",
-            (_SEP.join(namespace),),
-        ).fetchall()
-        texts = [self._text(json.loads(r[0]), self.index_fields) for r in rows]
-        if any(texts):
-            self.memory.memorize(
-                "\n\n".join(t for t in texts if t),
-                doc_id=adapter_doc_id(namespace),
-                train=True,
-                index=False,
-                replace=True,
-            )
+    def _schedule(self, namespace: tuple[str, ...]) -> None:
+        """Queue the training of ``namespace``'s adapter in the background worker (once while it waits)."""
         self._pending[namespace] = 0
+        if namespace not in self._queued:
+            self._queued.add(namespace)
+            self._jobs.append(self._trainer.submit(self._memorize_namespace, namespace))
+
+    def _memorize_namespace(self, namespace: tuple[str, ...]) -> None:
+        """Train ``namespace``'s adapter on its items as they are now (the worker; the store's lock is held only
+        to read them); with no items left, forget the adapter."""
+        with self._lock:
+            self._queued.discard(namespace)
+            rows = self._db.execute(
+                "SELECT value FROM items WHERE namespace = ? AND doc_id IS NOT NULL ORDER BY created_at",
+                (_SEP.join(namespace),),
+            ).fetchall()
+            texts = [self._text(json.loads(r[0]), self.index_fields) for r in rows]
+        doc_id = adapter_doc_id(namespace)
+        if any(texts):
+            text = "\n\n".join(t for t in texts if t)
+            self.memory.memorize(text, doc_id=doc_id, train=True, index=False, replace=True)
+        elif doc_id in self.memory.bank:
+            self.memory.forget(doc_id)
+
+    def training(self) -> list[tuple[str, ...]]:
+        """Namespaces whose adapter is queued for training (their adapter does not yet reflect every put and
+        delete)."""
+        with self._lock:
+            return sorted(self._queued)
+
+    def wait(self) -> None:
+        """Wait until the background worker has trained what it was given; raise its first failure."""
+        with self._lock:
+            jobs, self._jobs = self._jobs, []
+        for job in jobs:
+            job.result()
 
     def flush(self) -> list[tuple[str, ...]]:
-        """Fine-tune the adapter of every namespace with puts not yet memorized; returns those namespaces."""
+        """Train the adapter of every namespace with puts not yet memorized, and wait for all training; returns
+        the namespaces that were due."""
         with self._lock:
             due = [ns for ns, n in self._pending.items() if n]
             for ns in due:
-                self._memorize_namespace(ns)
-            return due
+                self._schedule(ns)
+        self.wait()
+        return due
 
     def _namespaces(self) -> list[tuple[str, ...]]:
         rows = self._db.execute("SELECT DISTINCT namespace FROM items").fetchall()
@@ -272,7 +313,13 @@ class LiftStore(BaseStore):
         if op.query:
             best: dict[str, float] = {}
             for ns in spaces:
-                for hit in self.memory.retrieve(op.query, namespace=lift_namespace(ns), k=max(2 * keep, 10)):
+                k = max(2 * keep, 10)
+                if op.filter:  # filter first, then truncate: rank every item of the namespace
+                    n = self._db.execute(
+                        "SELECT COUNT(*) FROM items WHERE namespace = ? AND doc_id IS NOT NULL", (_SEP.join(ns),)
+                    ).fetchone()[0]
+                    k = max(k, 8 * n)
+                for hit in self.memory.retrieve(op.query, namespace=lift_namespace(ns), k=k):
                     best[hit.doc_id] = max(best.get(hit.doc_id, 0.0), hit.score)
             for doc_id, score in best.items():
                 row = self._db.execute(f"SELECT {columns} FROM items WHERE doc_id = ?", (doc_id,)).fetchone()
@@ -301,5 +348,41 @@ class LiftStore(BaseStore):
         return spaces[op.offset : op.offset + op.limit]
 
     def close(self) -> None:
-        """Close the item database."""
+        """Finish the training in progress, then close the item database."""
+        self._trainer.shutdown(wait=True)
         self._db.close()
+
+
+def _index_config(index: dict[str, Any] | None, index_fields: Sequence[str] | None) -> tuple[Any, list[str]]:
+    """The embedder and the indexed fields from LangGraph's ``index`` configuration (or ``index_fields``)."""
+    if index is None:
+        return None, list(index_fields) if index_fields is not None else ["text"]
+    unknown = sorted(set(index) - {"dims", "embed", "fields"})
+    if unknown:
+        raise ValueError(f"unknown index keys {unknown}; LangGraph's index configuration has dims, embed, fields")
+    if index_fields is not None and "fields" in index:
+        raise ValueError("give the indexed fields once: index['fields'] or index_fields")
+    embed = index.get("embed")
+    if isinstance(embed, str):
+        raise ValueError(f"index['embed']={embed!r}: pass an Embeddings object or a function, not a provider name")
+    if embed is not None and not hasattr(embed, "embed_documents"):
+        embed = _FunctionEmbeddings(embed)
+    if embed is not None and "dims" in index:
+        dims = len(embed.embed_query("dimension check"))
+        if dims != index["dims"]:
+            raise ValueError(f"index['dims']={index['dims']}, but the embedder returns vectors of {dims}")
+    fields = index.get("fields", index_fields if index_fields is not None else ["$"])
+    return embed, list(fields)
+
+
+class _FunctionEmbeddings:
+    """A function from texts to vectors, as the embedder interface lift-memory takes."""
+
+    def __init__(self, fn: Any) -> None:
+        self.fn = fn
+
+    def embed_documents(self, texts: list[str]) -> list[list[float]]:
+        return [list(v) for v in self.fn(list(texts))]
+
+    def embed_query(self, text: str) -> list[float]:
+        return list(self.fn([text])[0])

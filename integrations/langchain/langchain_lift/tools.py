@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+from typing import Any, Literal
+
 from langchain_core.callbacks import CallbackManagerForToolRun
 from langchain_core.tools import BaseTool, ToolException
 from pydantic import BaseModel, ConfigDict, Field
 
 from langchain_lift._memory import MemoryFields
 from lift_memory import LiftMemoryError
+from lift_memory.router import Mode
 
 
 class MemorizeDocumentInput(BaseModel):
@@ -49,6 +52,8 @@ class MemorizeDocumentTool(_MemoryTool):
         ```
     """
 
+    response_format: Literal["content", "content_and_artifact"] = "content_and_artifact"
+    """The record, as a dict, is the message's artifact (for the program, not the model)."""
     name: str = "memorize_document"
     description: str = (
         "Store a long document in long-term memory so that later questions can be answered from it. "
@@ -62,12 +67,13 @@ class MemorizeDocumentTool(_MemoryTool):
         doc_id: str | None = None,
         title: str | None = None,
         run_manager: CallbackManagerForToolRun | None = None,
-    ) -> str:
+    ) -> tuple[str, dict[str, Any]]:
         try:
             record = self.lift.memorize(text, doc_id=doc_id, title=title)
         except LiftMemoryError as exc:
             raise ToolException(str(exc)) from exc
-        return f"memorized as {record.doc_id!r} ({record.n_tokens} tokens; {record.reason})"
+        content = f"memorized as {record.doc_id!r} ({record.n_tokens} tokens; {record.reason})"
+        return content, record.to_dict()
 
 
 class AskMemoryTool(_MemoryTool):
@@ -88,16 +94,18 @@ class AskMemoryTool(_MemoryTool):
         "or omit it to search all of them. The answer ends with its sources."
     )
     args_schema: type[BaseModel] = AskMemoryInput
-    mode: str = "auto"
+    response_format: Literal["content", "content_and_artifact"] = "content_and_artifact"
+    """The answer's route, adapter and snippets (with offsets) are the message's artifact."""
+    mode: Mode = "auto"
     """Route used by lift-memory's router."""
 
     def _run(
         self, question: str, doc_id: str | None = None, run_manager: CallbackManagerForToolRun | None = None
-    ) -> str:
+    ) -> tuple[str, dict[str, Any]]:
         try:
             answer = self.lift.ask(question, doc_id, mode=self.mode)
         except LiftMemoryError as exc:
             raise ToolException(str(exc)) from exc
         sources = [f"[{i}] {s.doc_id} chars {s.char_start}-{s.char_end}" for i, s in enumerate(answer.snippets, 1)]
         lines = [answer.text.strip() or "(no answer)", f"(route: {answer.route}, adapter: {answer.adapter})"]
-        return "\n".join(lines + (["Sources: " + "; ".join(sources)] if sources else []))
+        return "\n".join(lines + (["Sources: " + "; ".join(sources)] if sources else [])), answer.to_dict()

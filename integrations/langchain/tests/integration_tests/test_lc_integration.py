@@ -142,3 +142,36 @@ async def test_async_paths():
     assert message.response_metadata["route"] == "icl"  # the note fits the window: read whole
     docs = await LiftRetriever(memory=shared_memory(), k=1).ainvoke("vending machine")
     assert docs[0].metadata["doc_id"] == "note"
+
+
+def test_retriever_search_kwargs_namespace_and_threshold():
+    from pydantic import ValidationError
+
+    from lift_memory.errors import ConfigError
+
+    memory = shared_memory()
+    everything = LiftRetriever(memory=memory, k=4).invoke("pass key server room")
+    assert len(LiftRetriever(memory=memory, search_kwargs={"k": 2}).invoke("pass key server room")) == 2
+    assert len(LiftRetriever(memory=memory, k=4).invoke("pass key server room", k=1)) == 1
+    cut = everything[1].metadata["score"]
+    kept = LiftRetriever(memory=memory, k=4, score_threshold=cut).invoke("pass key server room")
+    assert [d.id for d in kept] == [d.id for d in everything if d.metadata["score"] >= cut]
+    only = LiftRetriever(memory=memory, search_kwargs={"doc_ids": ["note"]}).invoke("pass key")
+    assert {d.metadata["doc_id"] for d in only} == {"note"}
+    assert LiftRetriever(memory=memory, namespace="nobody-here").invoke("pass key") == []
+    with pytest.raises(ConfigError, match="k=0"):
+        LiftRetriever(memory=memory).invoke("pass key", k=0)
+    with pytest.raises(ValidationError, match="unknown search_kwargs"):
+        LiftRetriever(memory=memory, search_kwargs={"fetch_k": 20})
+
+
+def test_tools_return_content_and_artifact():
+    call = {"name": "ask_memory", "args": {"question": "pass key server room", "doc_id": "handbook"},
+            "id": "call-1", "type": "tool_call"}  # fmt: skip
+    message = AskMemoryTool(memory=shared_memory(), mode="rag").invoke(call)
+    assert message.artifact["route"] == "rag" and message.artifact["snippets"]
+    assert message.artifact["snippets"][0]["doc_id"] == "handbook" and "Sources:" in message.content
+    call = {"name": "memorize_document", "args": {"text": "The canteen closes at three.", "doc_id": "canteen"},
+            "id": "call-2", "type": "tool_call"}  # fmt: skip
+    message = MemorizeDocumentTool(memory=shared_memory()).invoke(call)
+    assert message.artifact["doc_id"] == "canteen" and "memorized as 'canteen'" in message.content

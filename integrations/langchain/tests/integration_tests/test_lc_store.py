@@ -80,6 +80,7 @@ def test_memorize_every_trains_the_namespace_adapter(store):
     store.put(("team",), "1", {"text": "The deploy window is Tuesday at nine."})
     assert adapter_doc_id(("team",)) not in store.memory.bank
     store.put(("team",), "2", {"text": "Rollbacks need two approvals."})
+    store.wait()  # the adapter trains in the background worker
     record = store.memory.get(adapter_doc_id(("team",)))
     assert record.trained and not record.indexed
     store.put(("team",), "3", {"text": "Hotfixes skip the window."})
@@ -96,3 +97,74 @@ def test_a_value_that_is_not_json_changes_nothing(store):
     assert store.get(("users", "ada"), "a1").value == {"text": "Ada prefers tea."}
     assert store.memory.list() == records
     assert [h.key for h in store.search(("users",), query="tea")] == ["a1"]
+
+
+def test_training_happens_in_the_background_never_under_the_store_lock(store, monkeypatch):
+    import threading
+
+    release, started = threading.Event(), threading.Event()
+    memorize = store.memory.memorize
+
+    def slow_training(text, **kwargs):
+        if kwargs.get("train"):
+            started.set()
+            assert release.wait(30)
+        return memorize(text, **kwargs)
+
+    monkeypatch.setattr(store.memory, "memorize", slow_training)
+    store.memorize_every = 1
+    store.put(("team",), "1", {"text": "The deploy window is Tuesday at nine."})
+    assert started.wait(30) and store.training() == []  # the worker took the job and is training
+    store.put(("other",), "x", {"text": "Puts and gets go on meanwhile."}, index=False)
+    assert store.get(("other",), "x").value["text"].startswith("Puts and gets")
+    release.set()
+    store.wait()
+    assert store.memory.get(adapter_doc_id(("team",))).trained
+
+
+def test_deleting_an_item_retrains_its_namespace_without_it(store):
+    store.put(("team",), "1", {"text": "The deploy window is Tuesday at nine."})
+    store.put(("team",), "2", {"text": "Rollbacks need two approvals."})
+    assert store.flush() == [] and adapter_doc_id(("team",)) not in store.memory.bank  # memorize_every is off
+    store.memorize_every = 10
+    store.put(("team",), "3", {"text": "Hotfixes skip the window."})
+    store.flush()
+    before = store.memory.get(adapter_doc_id(("team",))).doc_hash
+    store.delete(("team",), "2")
+    store.wait()
+    after = store.memory.bank.text(adapter_doc_id(("team",)))
+    assert store.memory.get(adapter_doc_id(("team",))).doc_hash != before and "Rollbacks" not in after
+    store.delete(("team",), "1")
+    store.delete(("team",), "3")
+    store.wait()
+    assert adapter_doc_id(("team",)) not in store.memory.bank  # nothing left to remember
+
+
+def test_a_filter_applies_before_the_limit(store):
+    for i in range(12):
+        store.put(("log",), f"k{i}", {"text": f"Deploy note {i}: the release train left on time.", "n": i})
+    hits = store.search(("log",), query="deploy release train", filter={"n": {"$gte": 10}}, limit=2)
+    assert sorted(h.key for h in hits) == ["k10", "k11"]
+
+
+def test_langgraph_index_configuration(tmp_path):
+    from langchain_core.embeddings import DeterministicFakeEmbedding
+
+    from lift_memory import LiftMemory
+
+    def HashEmbeddings():
+        return DeterministicFakeEmbedding(size=64)
+
+    store = LiftStore(root=str(tmp_path), index={"dims": 64, "embed": HashEmbeddings(), "fields": ["body"]})
+    store.put(("docs",), "a", {"body": "Ada prefers green tea.", "title": "not indexed"})
+    assert store.search(("docs",), query="green tea")[0].key == "a"
+    assert [store.memory.bank.text(r.doc_id) for r in store.memory.list()] == ["Ada prefers green tea."]
+    fn = LiftStore(root=str(tmp_path / "fn"), index={"embed": lambda texts: [[float(len(t)), 1.0] for t in texts]})
+    fn.put(("x",), "k", {"text": "anything"})
+    assert fn.search(("x",), query="anything")[0].key == "k"
+    with pytest.raises(ValueError, match=r"dims'\]=3, but the embedder returns vectors of 64"):
+        LiftStore(root=str(tmp_path / "d"), index={"dims": 3, "embed": HashEmbeddings()})
+    with pytest.raises(ValueError, match="unknown index keys"):
+        LiftStore(root=str(tmp_path / "u"), index={"embed": HashEmbeddings(), "ann": True})
+    with pytest.raises(ValueError, match="give your memory its embedder"):
+        LiftStore(LiftMemory(root=tmp_path / "m", progress=False), index={"embed": HashEmbeddings()})
