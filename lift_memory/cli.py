@@ -21,16 +21,52 @@ REAL_MODEL = "smollm2-135m-instruct"
 """The packaged real model the demo's second part runs on."""
 
 
-def _memory(args: argparse.Namespace):
-    from lift_memory.config import MemoryConfig, ModelConfig
+def _config(args: argparse.Namespace):
+    """The MemoryConfig the flags describe: ``--config FILE`` (JSON or TOML), then each flag given on top. Only
+    what is given counts as set, so a memory folder's remembered settings fill in the rest."""
+    from lift_memory.config import MemoryConfig
+
+    data: dict[str, Any] = _config_file(args.config) if getattr(args, "config", None) else {}
+
+    def put(section: str, field: str, value: Any) -> None:
+        if value is not None:
+            data.setdefault(section, {})[field] = value
+
+    put("model", "name", args.model)
+    put("model", "context_window", getattr(args, "window", None))
+    put("train", "max_steps", getattr(args, "max_steps", None))
+    if getattr(args, "adapter", None):
+        gate = {"gate": args.gate} if args.adapter == "gated_memory" and getattr(args, "gate", None) else {}
+        data["adapter"] = {**data.get("adapter", {}), "kind": args.adapter, **gate}
+    if getattr(args, "start", None):
+        data["start"] = args.start
+    return MemoryConfig.model_validate(data)
+
+
+def _config_file(path: str) -> dict[str, Any]:
+    text_path = Path(path)
+    try:
+        raw = text_path.read_bytes()
+    except OSError as exc:
+        raise LiftMemoryError(f"cannot read --config {path!r}: {exc.strerror}") from exc
+    try:
+        if text_path.suffix == ".toml":
+            import tomllib
+
+            data = tomllib.loads(raw.decode("utf-8"))
+        else:
+            data = json.loads(raw)
+    except (ValueError, ImportError) as exc:
+        raise LiftMemoryError(f"--config {path!r} is not valid {text_path.suffix[1:] or 'JSON'}: {exc}") from exc
+    if not isinstance(data, dict):
+        raise LiftMemoryError(f"--config {path!r} must hold an object of MemoryConfig fields")
+    return data
+
+
+def _memory(args: argparse.Namespace, root: str | Path | None = None):
     from lift_memory.memory import LiftMemory
 
-    config = None  # the defaults, unless an option changes them
-    start, window = getattr(args, "start", None), getattr(args, "window", None)
-    if start or window:
-        model = ModelConfig(name=args.model or "builtin:tiny", context_window=window)
-        config = MemoryConfig(model=model, **({"start": start} if start else {}))
-    return LiftMemory(config, root=args.root, model=args.model, progress=not args.quiet)
+    return LiftMemory(_config(args), root=root or args.root, progress=not args.quiet)
 
 
 def _emit(args: argparse.Namespace, data: Any, human: str) -> None:
@@ -43,7 +79,9 @@ def _cmd_memorize(args: argparse.Namespace) -> None:
         data = path.read_bytes()
     except OSError as exc:
         raise LiftMemoryError(f"cannot read {args.file!r}: {exc.strerror}") from exc
-    record = _memory(args).memorize(data, doc_id=args.id, title=args.title or path.name, replace=args.replace)
+    record = _memory(args).memorize(
+        data, doc_id=args.id, title=args.title or path.name, replace=args.replace, namespace=args.namespace
+    )
     _emit(args, record.to_dict(), f"{record.doc_id}\t{record.n_tokens} tokens\t{record.reason}")
 
 
@@ -137,20 +175,39 @@ def _run_niah(args: argparse.Namespace, preset: str | None, out: str) -> dict:
         max_steps=getattr(args, "max_steps", None),
         k=getattr(args, "k", None),
     )
-    rows = run_grid(config, out, progress=not args.quiet)
+    memory = None
+    if args.root:  # the cells' memories go to --root instead of <out>/memory
+        from lift_memory.config import MemoryConfig, ModelConfig, TrainConfig
+        from lift_memory.memory import LiftMemory
+
+        settings = MemoryConfig(
+            model=ModelConfig(name=config.model, context_window=config.window),
+            train=TrainConfig(max_steps=config.max_steps),
+        )
+        memory = LiftMemory(settings, root=args.root, progress=False)
+    rows = run_grid(config, out, memory=memory, progress=not args.quiet)
     return {"out": out, "results": f"{out}/results.jsonl", **write_report(rows, out), "table": summary(rows)}
 
 
 def _cmd_prelift(args: argparse.Namespace) -> None:
+    from lift_memory import settings
     from lift_memory.config import GatedMemoryAdapterConfig, LoraAdapterConfig, MemoryConfig, ModelConfig, TrainConfig
+    from lift_memory.memory import default_root
     from lift_memory.prelift import prelift
 
     adapter = GatedMemoryAdapterConfig(gate=args.gate) if args.adapter == "gated_memory" else LoraAdapterConfig()
+    model = ModelConfig(**{"name": args.model} if args.model else {}, context_window=args.window)
     config = MemoryConfig(
-        model=ModelConfig(name=args.model or "builtin:tiny", context_window=args.window),
+        model=model,
         adapter=adapter,
         train=TrainConfig(max_steps=args.max_steps, max_seconds=args.max_seconds, plateau_patience=None),
     )
+    root = Path(args.root or default_root()).expanduser()
+    if args.root:  # a starting point for that memory folder: its remembered model, unless --model says otherwise
+        stored = settings.load(root)
+        if stored is not None and not args.model:
+            config = config.model_copy(update={"model": ModelConfig(**stored["model"])})
+    args.out = args.out or str(root / "prelift")
     manifest = prelift(
         args.corpus,
         args.out,
@@ -179,7 +236,7 @@ def _cmd_niah(args: argparse.Namespace) -> None:
 def _cmd_demo(args: argparse.Namespace) -> None:
     from lift_memory.eval.probe import run_demo
 
-    report = run_demo(_memory(args), tokens=args.tokens, depth=args.depth)
+    report = run_demo(_memory(args, root=args.root or Path(args.out) / "memory"), tokens=args.tokens, depth=args.depth)
     recalled = report["first_recall_seconds"]
     lines = [
         f"memorized a {report['document_tokens']}-token haystack with a needle at {report['depth']:.0%} depth",
@@ -273,6 +330,11 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--id", help="doc_id to store it under (default: derived from the content)")
     p.add_argument("--title", help="title kept in the record (default: the file name)")
     p.add_argument("--replace", action="store_true", help="replace a different document stored under --id")
+    p.add_argument("--namespace", help="retrieval namespace (default: 'default')")
+    p.add_argument("--adapter", choices=["lora", "gated_memory"], help="adapter kind (default: lora)")
+    p.add_argument("--gate", choices=["paper", "exact"], help="Gated Memory's gate (with --adapter gated_memory)")
+    p.add_argument("--max-steps", type=_COUNT, help="training step budget (default 400)")
+    p.add_argument("--config", metavar="FILE", help="MemoryConfig fields as JSON or TOML; flags override it")
     p.set_defaults(func=_cmd_memorize)
 
     p = sub.add_parser("ask", parents=[common], help="answer a question from memory")
@@ -328,7 +390,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("prelift", parents=[common], help="train a starting point for LIFT on a corpus of .txt files")
     p.add_argument("corpus", help="folder of .txt files")
-    p.add_argument("--out", required=True, help="where the starting point goes")
+    p.add_argument("--out", help="where the starting point goes (default: <root>/prelift)")
     p.add_argument("--adapter", choices=["lora", "gated_memory"], default="lora")
     p.add_argument("--gate", choices=["paper", "exact"], default="exact", help="Gated Memory's gate")
     p.add_argument("--max-steps", type=_COUNT, default=500, help="step budget (default 500)")

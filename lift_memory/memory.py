@@ -89,11 +89,13 @@ class LiftMemory:
         generator: Any = None,
         progress: bool = True,
     ) -> None:
+        from lift_memory import settings
+
         config = config or MemoryConfig()
         if model is not None:
             config = config.model_copy(update={"model": config.model.model_copy(update={"name": model})})
-        self.config = config
         self.root = Path(root if root is not None else config.root or default_root()).expanduser()
+        self.config = settings.reconcile(config, settings.load(self.root), self.root)  # the folder remembers
         self.bank = AdapterBank(self.root, lock_timeout=config.lock_timeout)
         self.progress = progress
         self._engine = None
@@ -265,7 +267,15 @@ class LiftMemory:
             self.bank.save(doc_id, text=text, manifest=manifest, state=state)
             manifest = self.bank.manifest(doc_id)
         eng.remember(doc_id, state, manifest)
+        self._remember_settings()
         return record_from_manifest(manifest)
+
+    def _remember_settings(self) -> None:
+        """At the folder's first write, store the settings that reopening it must use (:mod:`settings`)."""
+        from lift_memory import settings
+
+        if not (self.root / settings.FILE).exists():
+            settings.save(self.root, self.config)
 
     def _previous(self, doc_id: str, digest: str, replace: bool) -> tuple[dict[str, Any] | None, bool]:
         """What ``doc_id`` holds now: (its manifest or None, whether it is damaged); refuses to overwrite a

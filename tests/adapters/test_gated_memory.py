@@ -211,11 +211,19 @@ def test_memorize_and_ask_with_gated_memory(tmp_path, tiny_model_dir, fast_confi
         lb = model(input_ids=torch.tensor([[0, 5, 9, 33]])).logits
     assert not torch.equal(la, lb) and memory.engine.base.model is model  # swapped adapters, same base
     assert memory.ask("saves nine", "a", mode="lift", max_new_tokens=3).adapter == "a"
-    lora = LiftMemory(fast_config, root=tmp_path, model=str(tiny_model_dir), embedder=HashEmbedder(), progress=False)
-    from lift_memory.errors import AdapterMismatchError
+    from lift_memory.config import LoraAdapterConfig
+    from lift_memory.errors import AdapterMismatchError, ConfigError
 
+    def reopen(config):
+        return LiftMemory(config, root=tmp_path, model=str(tiny_model_dir), embedder=HashEmbedder(), progress=False)
+
+    assert reopen(fast_config).ask("saves nine", "a", mode="lift", max_new_tokens=3).adapter == "a"  # remembered
+    lora = fast_config.model_copy(update={"adapter": LoraAdapterConfig()})
+    with pytest.raises(ConfigError, match="was made with adapter="):
+        reopen(lora)
+    (tmp_path / "settings.json").unlink()  # a folder from before folders remembered their settings
     with pytest.raises(AdapterMismatchError, match="gated_memory adapter"):
-        lora.ask("?", "a", mode="lift")
+        reopen(lora).ask("?", "a", mode="lift")
 
 
 @pytest.mark.slow

@@ -75,18 +75,20 @@ def test_cli_flags_out_of_range_are_usage_errors(flags, tmp_path):
 
 
 def test_the_fingerprint_covers_every_byte_of_the_weights(tmp_path, tiny_model_dir, fast_config):
+    """The folder remembers the model's name; the fingerprint notices weights changed under that name."""
     from lift_memory.models import weights_digest
 
-    altered = tmp_path / "altered"
-    shutil.copytree(tiny_model_dir, altered)
-    weights = altered / "model.safetensors"
+    model = tmp_path / "model"
+    shutil.copytree(tiny_model_dir, model)
+    with open_memory(tmp_path / "root", model, fast_config) as memory:
+        memory.memorize(ALPHA, doc_id="alpha")
+    weights = model / "model.safetensors"
+    before = weights_digest(weights)
     data = bytearray(weights.read_bytes())
     data[-4:] = bytes(b ^ 0xFF for b in data[-4:])  # the last tensor's last bytes: far past any header
     weights.write_bytes(bytes(data))
-    assert weights_digest(weights) != weights_digest(tiny_model_dir / "model.safetensors")
-    with open_memory(tmp_path / "root", tiny_model_dir, fast_config) as memory:
-        memory.memorize(ALPHA, doc_id="alpha")
-    with open_memory(tmp_path / "root", altered, fast_config) as memory, pytest.raises(AdapterMismatchError) as caught:
+    assert weights_digest(weights) != before
+    with open_memory(tmp_path / "root", model, fast_config) as memory, pytest.raises(AdapterMismatchError) as caught:
         memory.ask("What saves nine?", "alpha", mode="lift")
     assert "fingerprint" in one_line(caught.value)
 
