@@ -9,10 +9,11 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import sys
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Any
+from typing import Any, get_args
 
 from lift_memory.errors import LiftMemoryError, first_line
 from lift_memory.router import MODES
@@ -118,6 +119,42 @@ def _cmd_list(args: argparse.Namespace) -> None:
 def _cmd_forget(args: argparse.Namespace) -> None:
     _memory(args).forget(args.doc_id)
     _emit(args, {"forgotten": args.doc_id}, f"forgot {args.doc_id}")
+
+
+def _cmd_config(args: argparse.Namespace) -> None:
+    from lift_memory.config import MemoryConfig
+
+    if args.schema:
+        print(json.dumps(MemoryConfig.model_json_schema(), indent=2))
+        return
+    memory = _memory(args)
+    config = memory.config.model_dump(mode="json")
+    _emit(args, config, f"# {memory.root}\n" + json.dumps(config, indent=2))
+
+
+def _config_fields() -> str:
+    """Every configurable field with its docstring, for ``lift-memory config --help``."""
+    from pydantic import BaseModel
+
+    from lift_memory.config import MemoryConfig
+
+    lines = ["fields (section.field: description):"]
+
+    def walk(cls: type[BaseModel], prefix: str) -> None:
+        for name, field in cls.model_fields.items():
+            kind = field.annotation
+            members = [m for m in get_args(kind) if isinstance(m, type) and issubclass(m, BaseModel)]
+            if isinstance(kind, type) and issubclass(kind, BaseModel):
+                walk(kind, f"{prefix}{name}.")
+            elif members:  # a union discriminated by ``kind``: each member's fields
+                for member in members:
+                    walk(member, f"{prefix}{name}[{member.model_fields['kind'].default}].")
+            else:
+                about = " ".join((field.description or "").split())
+                lines.append(f"  {prefix}{name} = {field.default!r}: {about}")
+
+    walk(MemoryConfig, "")
+    return "\n".join(lines)
 
 
 def _cmd_export(args: argparse.Namespace) -> None:
@@ -367,6 +404,18 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("doc_id")
     p.set_defaults(func=_cmd_forget)
 
+    p = sub.add_parser(
+        "config",
+        parents=[common],
+        help="show a memory folder's settings, or the schema of every setting",
+        description="Print the configuration a memory folder runs with: what it remembers, flags on top, "
+        "defaults for the rest. Give the same fields to `memorize --config FILE` (JSON or TOML).",
+        epilog=_config_fields(),
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    p.add_argument("--schema", action="store_true", help="print the JSON schema of every setting, with descriptions")
+    p.set_defaults(func=_cmd_config)
+
     p = sub.add_parser("export", parents=[common], help="write a document's LoRA adapter as a PEFT folder")
     p.add_argument("doc_id")
     p.add_argument("out", help="the folder to write (adapter_config.json, adapter_model.safetensors)")
@@ -425,6 +474,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     except LiftMemoryError as exc:
         print(f"lift-memory: error: {exc}", file=sys.stderr)
         return 1
+    except BrokenPipeError:  # the reader went away (`| head`): stop quietly, as other Unix tools do
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return 141
     except OSError as exc:  # what the library did not foresee still gets one line, never a traceback
         print(f"lift-memory: error: {type(exc).__name__}: {first_line(exc)}", file=sys.stderr)
         return 1

@@ -18,7 +18,7 @@ from lift_memory.errors import ConfigError
 class _Config(BaseModel):
     """Frozen, strict, and failing with one :class:`ConfigError` line that names the field and its range."""
 
-    model_config = ConfigDict(frozen=True, extra="forbid")
+    model_config = ConfigDict(frozen=True, extra="forbid", use_attribute_docstrings=True)
     section: ClassVar[str] = ""
 
     def __init__(self, **data: Any) -> None:
@@ -112,6 +112,7 @@ class LoraAdapterConfig(_Config):
     section: ClassVar[str] = "adapter"
 
     kind: Literal["lora"] = "lora"
+    """Adapter kind: LoRA (peft)."""
     r: int = Field(default=16, ge=1)
     """LoRA rank."""
     alpha: float = Field(default=32.0, gt=0)
@@ -131,6 +132,7 @@ class GatedMemoryAdapterConfig(_Config):
     section: ClassVar[str] = "adapter"
 
     kind: Literal["gated_memory"] = "gated_memory"
+    """Adapter kind: LIFT's Gated Memory."""
     gate: Literal["paper", "exact"] = "exact"
     """``paper``: sigmoid(3(z(q) - 1)) as in the authors' code; ``exact``: sigmoid(l(q) - LSE_context(q)), the
     split of softmax attention over memory and context."""

@@ -160,3 +160,19 @@ def test_niah_and_prelift_honour_root_and_demo_keeps_to_its_folder(tmp_path, tin
     with pytest.raises(TypeError):  # the stand-in returns the root, not a report: only the root matters here
         cli_module._cmd_demo(cli_module.build_parser().parse_args(["demo", "--out", str(tmp_path / "d"), "-q"]))
     assert seen["root"] == tmp_path / "d" / "memory"
+
+
+def test_config_shows_the_folders_settings_and_every_fields_docstring(cli, tmp_path, capsys):
+    doc = tmp_path / "proverbs.txt"
+    doc.write_text(TEXT)
+    assert cli("memorize", str(doc), "--adapter", "gated_memory", "--max-steps", "1")[0] == 0
+    assert main(["config", "--root", str(tmp_path / "mem"), "--json"]) == 0  # no flags: what the folder remembers
+    shown = json.loads(capsys.readouterr().out)
+    assert shown["adapter"]["kind"] == "gated_memory" and shown["model"]["name"].endswith("tiny-llama0")
+    assert main(["config", "--schema"]) == 0
+    schema = json.loads(capsys.readouterr().out)
+    assert schema["$defs"]["TrainConfig"]["properties"]["max_steps"]["description"].startswith("Stop after")
+    helped = subprocess.run([sys.executable, "-m", "lift_memory.cli", "config", "--help"], capture_output=True,
+                            text=True, check=True).stdout  # fmt: skip
+    assert "train.max_steps = 400: Stop after this many optimizer steps" in helped
+    assert "adapter[gated_memory].gate" in helped
