@@ -89,9 +89,10 @@ def writable(path: Path) -> bool:
 
 
 def cache_dir() -> Path:
-    """Where built and converted models live: ``$LIFT_MEMORY_CACHE``, else ``$XDG_CACHE_HOME/lift-memory``,
-    else ``~/.cache/lift-memory``."""
+    """Where built and converted models live: ``$LIFT_MEMORY_CACHE``, else the user cache folder (platformdirs:
+    ``~/.cache/lift-memory`` on Linux, following ``$XDG_CACHE_HOME``)."""
     if env := os.environ.get("LIFT_MEMORY_CACHE"):
         return Path(env).expanduser()
-    base = os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache"
-    return Path(base) / "lift-memory"
+    from platformdirs import user_cache_path
+
+    return user_cache_path("lift-memory", appauthor=False)

@@ -40,11 +40,13 @@ from lift_memory.types import Answer, MemoryRecord, Snippet, TrainStats
 
 
 def default_root() -> Path:
-    """``$LIFT_MEMORY_HOME``, else ``$XDG_DATA_HOME/lift-memory``, else ``~/.local/share/lift-memory``."""
+    """``$LIFT_MEMORY_HOME``, else the user data folder (platformdirs: ``~/.local/share/lift-memory`` on Linux,
+    following ``$XDG_DATA_HOME``)."""
     if env := os.environ.get("LIFT_MEMORY_HOME"):
         return Path(env).expanduser()
-    base = os.environ.get("XDG_DATA_HOME") or Path.home() / ".local" / "share"
-    return Path(base) / "lift-memory"
+    from platformdirs import user_data_path
+
+    return user_data_path("lift-memory", appauthor=False)
 
 
 class _BoundRetriever:

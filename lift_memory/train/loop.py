@@ -254,6 +254,8 @@ class Trainer:
         rng = random.Random(c.seed)
         torch.manual_seed(c.seed)
         opt = self._optimizer()
+        # Linear warmup to a constant rate. Not transformers' get_constant_schedule_with_warmup: it runs the first
+        # step at rate 0, and test-time training often has only a few dozen steps to spend.
         sched = torch.optim.lr_scheduler.LambdaLR(opt, lambda s: min(1.0, (s + 1) / (c.warmup_steps + 1)))
         plateau = _Plateau(c.plateau_patience, c.plateau_delta)
         step = tokens = 0
