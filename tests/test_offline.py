@@ -7,6 +7,7 @@ import socket
 import pytest
 
 
+@pytest.mark.filterwarnings("ignore:A test tried to use socket:UserWarning")  # the guard's own report
 def test_the_outside_is_blocked_and_loopback_is_not():
     from pytest_socket import SocketConnectBlockedError
 
