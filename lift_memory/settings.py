@@ -43,7 +43,7 @@ def load(root: Path) -> dict[str, Any] | None:
     path = Path(root) / FILE
     try:
         stored = json.loads(path.read_text(encoding="utf-8"))
-    except FileNotFoundError:
+    except (FileNotFoundError, NotADirectoryError):  # a root that is a file gets its own error on first use
         return None
     except (OSError, ValueError) as exc:
         raise ConfigError(
