@@ -9,6 +9,8 @@ from __future__ import annotations
 
 import contextlib
 import errno
+import hashlib
+import json
 import os
 import tempfile
 from collections.abc import Iterator
@@ -96,3 +98,30 @@ def cache_dir() -> Path:
     from platformdirs import user_cache_path
 
     return user_cache_path("lift-memory", appauthor=False)
+
+
+def file_digest(path: Path) -> str:
+    """SHA-256 of ``path``'s content, streamed in 4 MiB blocks (about a second per GB here) and cached by
+    (resolved path, size, modification time) in ``<cache>/digests.json``, so that a large file already hashed
+    costs nothing the next time. A cache that cannot be written costs a hash next time, nothing else."""
+    path = Path(path).resolve()
+    stat = path.stat()
+    key, stamp = str(path), [stat.st_size, stat.st_mtime_ns]
+    index = cache_dir() / "digests.json"
+    try:
+        known = json.loads(index.read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        known = {}
+    known = known if isinstance(known, dict) else {}
+    entry = known.get(key)
+    if isinstance(entry, dict) and entry.get("stamp") == stamp:
+        return entry["sha256"]
+    digest = hashlib.sha256()
+    with open(path, "rb") as fh:
+        while block := fh.read(1 << 22):
+            digest.update(block)
+    known = {k: v for k, v in known.items() if isinstance(v, dict) and Path(k).exists()}  # files since deleted go
+    known[key] = {"stamp": stamp, "sha256": digest.hexdigest()}
+    with contextlib.suppress(OSError):
+        atomic_write(index, json.dumps(known, indent=1).encode("utf-8"))
+    return known[key]["sha256"]

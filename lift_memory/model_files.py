@@ -18,7 +18,6 @@ documents or training.
 
 from __future__ import annotations
 
-import hashlib
 import json
 import os
 import shutil
@@ -29,7 +28,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from lift_memory.errors import ModelLoadError, first_line
-from lift_memory.files import atomic_write, cache_dir
+from lift_memory.files import cache_dir, file_digest
 
 BUILTIN_PREFIX = "builtin:"
 _CONVERTED_MARK = "gguf.json"  # written last into a converted folder: its presence means complete
@@ -101,28 +100,6 @@ def packaged_file(name: str) -> Path:
             f"{spec.distribution} is installed but lacks {spec.file}; reinstall it: {spec.install} --force-reinstall"
         )
     return path
-
-
-def file_digest(path: Path) -> str:
-    """SHA-256 of ``path``'s content, cached by (resolved path, size, modification time) so that a cached
-    model loads without re-reading a large file."""
-    path = path.resolve()
-    stat = path.stat()
-    key = f"{path}|{stat.st_size}|{stat.st_mtime_ns}"
-    index = cache_dir() / "gguf" / "digests.json"
-    try:
-        known = json.loads(index.read_text(encoding="utf-8"))
-    except (OSError, ValueError):
-        known = {}
-    if isinstance(known, dict) and isinstance(known.get(key), str):
-        return known[key]
-    digest = hashlib.sha256()
-    with open(path, "rb") as fh:
-        while chunk := fh.read(1 << 22):
-            digest.update(chunk)
-    known = {**(known if isinstance(known, dict) else {}), key: digest.hexdigest()}
-    atomic_write(index, json.dumps(known, indent=1).encode())
-    return known[key]
 
 
 def ensure_converted(path: Path, *, progress: bool = True) -> Path:

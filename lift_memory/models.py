@@ -12,7 +12,6 @@ it was trained on. This module knows nothing about adapters or documents.
 
 from __future__ import annotations
 
-import contextlib
 import hashlib
 import json
 from dataclasses import dataclass
@@ -21,6 +20,7 @@ from typing import Any
 
 from lift_memory.config import ModelConfig
 from lift_memory.errors import ConfigError, ModelLoadError, first_line
+from lift_memory.files import file_digest
 from lift_memory.model_files import BUILTIN_PREFIX, locate
 
 
@@ -158,39 +158,14 @@ def tokenizer_fingerprint(tokenizer) -> str:
 
 def _model_fingerprint(model, source: str, local: bool) -> str:
     """A short hash of the architecture and of the weights: every byte of a local folder's safetensors files
-    (:func:`weights_digest`), or the hub commit they were downloaded at."""
+    (:func:`~lift_memory.files.file_digest`), or the hub commit they were downloaded at."""
     config = model.config.to_dict()
     for volatile in ("_name_or_path", "transformers_version", "_commit_hash", "dtype", "torch_dtype"):
         config.pop(volatile, None)
     digest = hashlib.sha256(json.dumps(config, sort_keys=True, default=str).encode())
     if local:
         for file in sorted(Path(source).glob("*.safetensors")):
-            digest.update(file.name.encode() + weights_digest(file).encode())
+            digest.update(file.name.encode() + file_digest(file).encode())
     else:
         digest.update(str(getattr(model.config, "_commit_hash", None) or source).encode())
     return digest.hexdigest()[:16]
-
-
-def weights_digest(file: Path) -> str:
-    """SHA-256 of a weights file, streamed in 4 MiB blocks (about a second per GB here) and cached by path, size
-    and modification time in ``<cache>/fingerprints.json``, so a cached model loads without hashing again."""
-    from lift_memory.files import atomic_write, cache_dir
-
-    stat = file.stat()
-    key, stamp = str(file.resolve()), [stat.st_size, stat.st_mtime_ns]
-    cache_file = cache_dir() / "fingerprints.json"
-    try:
-        cache = json.loads(cache_file.read_text(encoding="utf-8"))
-        if cache.get(key, {}).get("stamp") == stamp:
-            return cache[key]["sha256"]
-    except (OSError, ValueError, AttributeError):
-        cache = {}
-    digest = hashlib.sha256()
-    with open(file, "rb") as fh:
-        while block := fh.read(1 << 22):
-            digest.update(block)
-    cache = {k: v for k, v in cache.items() if isinstance(v, dict) and Path(k).exists()}
-    cache[key] = {"stamp": stamp, "sha256": digest.hexdigest()}
-    with contextlib.suppress(OSError):  # a read-only cache costs a hash next time, nothing else
-        atomic_write(cache_file, json.dumps(cache, indent=1).encode())
-    return cache[key]["sha256"]

@@ -76,36 +76,36 @@ def test_cli_flags_out_of_range_are_usage_errors(flags, tmp_path):
 
 def test_the_fingerprint_covers_every_byte_of_the_weights(tmp_path, tiny_model_dir, fast_config):
     """The folder remembers the model's name; the fingerprint notices weights changed under that name."""
-    from lift_memory.models import weights_digest
+    from lift_memory.files import file_digest
 
     model = tmp_path / "model"
     shutil.copytree(tiny_model_dir, model)
     with open_memory(tmp_path / "root", model, fast_config) as memory:
         memory.memorize(ALPHA, doc_id="alpha")
     weights = model / "model.safetensors"
-    before = weights_digest(weights)
+    before = file_digest(weights)
     data = bytearray(weights.read_bytes())
     data[-4:] = bytes(b ^ 0xFF for b in data[-4:])  # the last tensor's last bytes: far past any header
     weights.write_bytes(bytes(data))
-    assert weights_digest(weights) != before
+    assert file_digest(weights) != before
     with open_memory(tmp_path / "root", model, fast_config) as memory, pytest.raises(AdapterMismatchError) as caught:
         memory.ask("What saves nine?", "alpha", mode="lift")
     assert "fingerprint" in one_line(caught.value)
 
 
 def test_the_weights_hash_is_cached_by_path_size_and_mtime(tmp_path, monkeypatch):
-    from lift_memory.models import weights_digest
+    from lift_memory.files import file_digest
 
     monkeypatch.setenv("LIFT_MEMORY_CACHE", str(tmp_path / "cache"))
     file = tmp_path / "w.safetensors"
     file.write_bytes(b"a" * 4096)
-    first = weights_digest(file)
+    first = file_digest(file)
     stat = file.stat()
     file.write_bytes(b"b" * 4096)
     os.utime(file, ns=(stat.st_atime_ns, stat.st_mtime_ns))  # same size and mtime: the cached hash is used
-    assert weights_digest(file) == first
+    assert file_digest(file) == first
     os.utime(file, ns=(stat.st_atime_ns, stat.st_mtime_ns + 1))  # touched: hashed again
-    assert weights_digest(file) != first
+    assert file_digest(file) != first
 
 
 @pytest.mark.skipif(__import__("torch").cuda.is_available(), reason="this machine has CUDA")
