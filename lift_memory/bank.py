@@ -93,10 +93,16 @@ class AdapterBank:
         return self.docs / validate_id(doc_id)
 
     def __contains__(self, doc_id: str) -> bool:
-        try:
-            return self._committed(doc_id) is not None
-        except DamagedMemoryError:
-            return True
+        """Whether a manifest is committed under ``doc_id`` (a damaged one included); reads a file only while a
+        write is open, to see what its journal holds."""
+        if self._writers.get(doc_id) != threading.get_ident() and self.writing(doc_id):
+            try:
+                journal = self._read_journal(doc_id)
+            except DamagedMemoryError:
+                return True
+            if journal is not None:
+                return journal["manifest"] is not None
+        return (self._dir(doc_id) / MANIFEST).is_file()
 
     def ids(self) -> list[str]:
         """Stored document ids (damaged ones included), sorted."""
@@ -149,15 +155,14 @@ class AdapterBank:
     def manifest(self, doc_id: str) -> dict[str, Any]:
         """The committed manifest of ``doc_id``: :class:`UnknownDocumentError` if none is stored,
         :class:`DamagedMemoryError` if it cannot be read or names files that are not its own."""
-        path = self._dir(doc_id) / MANIFEST
-        if not (self._dir(doc_id) / JOURNAL).exists():
+        key = None  # the manifest file's identity, when no write is open and it can be cached by it
+        if not self.writing(doc_id):
             with contextlib.suppress(OSError):
-                stat = path.stat()
+                stat = (self._dir(doc_id) / MANIFEST).stat()
+                key = (stat.st_mtime_ns, stat.st_size, stat.st_ino)
                 cached = self._cache.get(doc_id)
-                if cached is not None and cached[0] == (stat.st_mtime_ns, stat.st_size, stat.st_ino):
+                if cached is not None and cached[0] == key:
                     return cached[1]
-        else:
-            stat = None
         data = self._committed(doc_id)
         if data is None:
             raise UnknownDocumentError(self._unknown(doc_id))
@@ -166,8 +171,8 @@ class AdapterBank:
         except ValueError as exc:  # JSONDecodeError and UnicodeDecodeError are ValueErrors
             raise self.damaged(doc_id, f"its manifest is unreadable ({type(exc).__name__})") from exc
         self._check(doc_id, manifest)
-        if stat is not None:
-            self._cache[doc_id] = ((stat.st_mtime_ns, stat.st_size, stat.st_ino), manifest)
+        if key is not None:
+            self._cache[doc_id] = (key, manifest)
         return manifest
 
     def _check(self, doc_id: str, manifest: Any) -> None:
