@@ -281,13 +281,12 @@ class LiftMemory:
 
     def _previous(self, doc_id: str, digest: str, replace: bool) -> tuple[dict[str, Any] | None, bool]:
         """What ``doc_id`` holds now: (its manifest or None, whether it is damaged); refuses to overwrite a
-        different or damaged memory without ``replace``."""
-        if not self.bank.exists(doc_id):
-            return None, False
+        different or damaged memory without ``replace`` (called inside the transaction, whose journal has made the
+        document's folder)."""
         try:
             old = self._manifest(doc_id)
         except UnknownDocumentError:
-            return None, False  # a folder without a manifest: a first write that never finished
+            return None, False  # nothing committed under doc_id
         except DamagedMemoryError as exc:
             if not replace:
                 raise DocumentExistsError(f"{exc} (or pass replace=True to overwrite it)") from exc
@@ -366,8 +365,7 @@ class LiftMemory:
 
     def _plan(self, question: str, doc_id: str | None, mode: str, namespace: str | None, k: int | None):
         self._recover()
-        if not isinstance(question, str) or not question.strip():
-            raise ConfigError(f"question must be a non-empty string, got {question!r:.40}")
+        _nonempty("question", question)
         k = self.config.retrieval.updated(k=k).k
         if doc_id is not None:
             self._manifest(doc_id)  # unknown, unsafe or damaged ids fail here, before any model is loaded
@@ -528,12 +526,17 @@ class LiftMemory:
         r = self.config.retrieval
         namespace = validate_id(namespace or r.namespace, "namespace")
         k = r.updated(k=k).k
-        if not isinstance(query, str) or not query.strip():
-            raise ConfigError(f"query must be a non-empty string, got {query!r:.40}")
+        _nonempty("query", query)
         doc_ids = None if doc_ids is None else [validate_id(d) for d in doc_ids]
         self._check_index(namespace)
         hits = self.retriever.retrieve(query, namespace, k=2 * k, doc_ids=doc_ids)
-        return [hit for hit in hits if self._current(namespace, hit)][:k]
+        manifests: dict[str, dict[str, Any] | None] = {}  # each hit's document checked once, however many hits
+        for doc_id in {hit.doc_id for hit in hits}:
+            try:
+                manifests[doc_id] = self._manifest(doc_id)
+            except LiftMemoryError:
+                manifests[doc_id] = None
+        return [hit for hit in hits if self._current(namespace, hit, manifests[hit.doc_id])][:k]
 
     def _check_index(self, namespace: str) -> None:
         """Raise :class:`StoreCorruptedError` if the index lacks what the bank says is indexed in ``namespace``
@@ -565,12 +568,11 @@ class LiftMemory:
             )
         self._index_checked[namespace] = store.version(namespace)
 
-    def _current(self, namespace: str, hit: Snippet) -> bool:
-        """Whether ``hit`` belongs to what the bank stores: the document is indexed in ``namespace`` and the
-        chunk is one of the text the manifest names (not of a replaced or forgotten one)."""
-        try:
-            manifest = self._manifest(hit.doc_id)
-        except LiftMemoryError:
+    def _current(self, namespace: str, hit: Snippet, manifest: dict[str, Any] | None) -> bool:
+        """Whether ``hit`` belongs to what the bank stores (``manifest``: its document's, None when it has none
+        or a damaged one): the document is indexed in ``namespace`` and the chunk is one of the text the
+        manifest names (not of a replaced or forgotten one)."""
+        if manifest is None:
             return False
         store = self.retriever.store
         chunk = store.chunk(namespace, hit.chunk_id)
@@ -705,6 +707,11 @@ class LiftMemory:
             self.bank.delete(doc_id)
         if self._engine is not None:
             self._engine.forget(doc_id)
+
+
+def _nonempty(name: str, value: Any) -> None:
+    if not isinstance(value, str) or not value.strip():
+        raise ConfigError(f"{name} must be a non-empty string, got {value!r:.40}")
 
 
 _ROLES = ("system", "user", "assistant")
