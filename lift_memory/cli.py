@@ -228,22 +228,16 @@ def _run_niah(args: argparse.Namespace, preset: str | None, out: str) -> dict:
 
 def _cmd_prelift(args: argparse.Namespace) -> None:
     from lift_memory import settings
-    from lift_memory.config import GatedMemoryAdapterConfig, LoraAdapterConfig, MemoryConfig, ModelConfig, TrainConfig
+    from lift_memory.config import TrainConfig
     from lift_memory.memory import default_root
     from lift_memory.prelift import prelift
 
-    adapter = GatedMemoryAdapterConfig(gate=args.gate) if args.adapter == "gated_memory" else LoraAdapterConfig()
-    model = ModelConfig(**{"name": args.model} if args.model else {}, context_window=args.window)
-    config = MemoryConfig(
-        model=model,
-        adapter=adapter,
-        train=TrainConfig(max_steps=args.max_steps, max_seconds=args.max_seconds, plateau_patience=None),
-    )
+    config = _config(args).model_copy(update={"start": None})  # a starting point is trained from scratch
+    train = {**config.train.model_dump(), "max_seconds": args.max_seconds, "plateau_patience": None}
+    config = config.model_copy(update={"train": TrainConfig.model_validate(train)})
     root = Path(args.root or default_root()).expanduser()
-    if args.root:  # a starting point for that memory folder: its remembered model, unless --model says otherwise
-        stored = settings.load(root)
-        if stored is not None and not args.model:
-            config = config.model_copy(update={"model": ModelConfig(**stored["model"])})
+    if args.root:  # a starting point for that memory folder: what it remembers, as LiftMemory would open it
+        config = settings.reconcile(config, settings.load(root), root)
     args.out = args.out or str(root / "prelift")
     manifest = prelift(
         args.corpus,
@@ -440,8 +434,8 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("prelift", parents=[common], help="train a starting point for LIFT on a corpus of .txt files")
     p.add_argument("corpus", help="folder of .txt files")
     p.add_argument("--out", help="where the starting point goes (default: <root>/prelift)")
-    p.add_argument("--adapter", choices=["lora", "gated_memory"], default="lora")
-    p.add_argument("--gate", choices=["paper", "exact"], default="exact", help="Gated Memory's gate")
+    p.add_argument("--adapter", choices=["lora", "gated_memory"], help="adapter kind (default: lora, or the folder's)")
+    p.add_argument("--gate", choices=["paper", "exact"], help="Gated Memory's gate (default: exact)")
     p.add_argument("--max-steps", type=_COUNT, default=500, help="step budget (default 500)")
     p.add_argument("--max-seconds", type=_number(float, 1e-3), default=None, help="time budget")
     p.add_argument("--held-out", type=_FRACTION, default=0.2, help="fraction of files never trained on (default 0.2)")
