@@ -103,9 +103,15 @@ def test_the_core_installs_alone_into_a_fresh_venv_and_works_without_the_extras(
     subprocess.run([sys.executable, "-m", "venv", "--without-pip", str(venv)], check=True)
     python = venv / "bin" / "python"
     repo = Path(__file__).resolve().parents[1]
+    import shutil
+
+    source = tmp_path / "source"  # built from a copy: a build leaves build/ beside its sources
+    shutil.copytree(repo / "lift_memory", source / "lift_memory", ignore=shutil.ignore_patterns("__pycache__"))
+    for name in ("pyproject.toml", "README.md"):
+        shutil.copy(repo / name, source / name)
     pip = [sys.executable, "-m", "pip", "--disable-pip-version-check"]
     built = subprocess.run(
-        [*pip, "wheel", "--quiet", "--no-deps", "--no-build-isolation", "-w", str(tmp_path / "dist"), str(repo)],
+        [*pip, "wheel", "--quiet", "--no-deps", "--no-build-isolation", "-w", str(tmp_path / "dist"), str(source)],
         capture_output=True, text=True,
     )  # fmt: skip
     assert built.returncode == 0, built.stderr[-2000:]
