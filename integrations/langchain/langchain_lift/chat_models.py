@@ -100,7 +100,7 @@ class ChatLIFT(MemoryFields, BaseChatModel):
             question,
             kwargs.get("doc_id", self.doc_id),
             history=history,
-            stop=[s for s in (stop or self.stop or []) if s],
+            stop=stop or self.stop,  # lift-memory ignores empty stop strings
             mode=kwargs.get("mode", self.mode),
             namespace=kwargs.get("namespace", self.namespace),
             k=kwargs.get("k", self.k),
