@@ -70,9 +70,8 @@ class HybridRetriever:
         if index is None:  # missing, stale or damaged: it is derived from the chunks, so build it again
             index = BM25Index(ids, [c.text for c in chunks])
             if folder and not self.store.read_only:
-                with contextlib.suppress(
-                    OSError
-                ):  # a full disk or another process's save costs the copy, not the search
+                # A full disk, or another process saving at once, costs the saved copy, not the search.
+                with contextlib.suppress(OSError):
                     index.save(folder)
         self._bm25[namespace] = (version, index)
         return index
