@@ -11,7 +11,9 @@ greedy decoding, because a greedy retry repeats the same failure.
 
 Two writers: :class:`ChatModelGenerator` for any chat model with ``ainvoke``/``invoke`` (every LangChain
 ``BaseChatModel``, so any served model with a LangChain integration) and :class:`LocalModelGenerator` for a
-local Hugging Face model. This module imports neither LangChain nor torch at import time.
+local Hugging Face model. Where a LangChain model offers structured output (``with_structured_output``: tool
+calling or the provider's JSON schema mode), the chat writer asks for :class:`QAList` that way and parses no
+text. This module imports neither LangChain nor torch.
 """
 
 from __future__ import annotations
@@ -23,6 +25,7 @@ from typing import Any
 
 from pydantic import BaseModel, Field, ValidationError
 
+from lift_memory.errors import ConfigError, first_line
 from lift_memory.tasks.extractive import sentences
 from lift_memory.tasks.pipeline import GenerationRejected
 from lift_memory.tokens import TokenCounter
@@ -51,6 +54,24 @@ class QAPair(BaseModel):
     evidence: str = Field(min_length=1)
 
 
+class QAList(BaseModel):
+    """Question-answer pairs about the last part of a document excerpt, each with its evidence quoted verbatim."""
+
+    pairs: list[QAPair]
+
+
+def _complete(pairs: list[QAPair]) -> list[QAPair]:
+    """The pairs with no blank field.
+
+    Raises:
+        GenerationRejected: none is left.
+    """
+    pairs = [p for p in pairs if p.question.strip() and p.answer.strip() and p.evidence.strip()]
+    if not pairs:
+        raise GenerationRejected("no complete question/answer/evidence pair in the reply")
+    return pairs
+
+
 def parse_pairs(reply: str) -> list[QAPair]:
     """The QA pairs in ``reply``: a JSON list (or ``{"pairs": [...]}``), possibly inside prose or a code fence.
 
@@ -71,14 +92,16 @@ def parse_pairs(reply: str) -> list[QAPair]:
     pairs = []
     for item in data:
         try:
-            pair = QAPair.model_validate(item)
+            pairs.append(QAPair.model_validate(item))
         except ValidationError:
             continue  # a malformed pair is dropped; the others may be fine
-        if pair.question.strip() and pair.answer.strip() and pair.evidence.strip():
-            pairs.append(pair)
-    if not pairs:
-        raise GenerationRejected("no complete question/answer/evidence pair in the reply")
-    return pairs
+    return _complete(pairs)
+
+
+def _parse_failure(exc: BaseException) -> bool:
+    """Whether ``exc`` says a structured reply did not fit the schema (pydantic's error, or langchain-core's
+    ``OutputParserException``, recognized by name: this module does not import LangChain)."""
+    return isinstance(exc, ValidationError) or any(c.__name__ == "OutputParserException" for c in type(exc).__mro__)
 
 
 def locate(evidence: str, text: str, near: int = 0) -> tuple[int, int] | None:
@@ -157,6 +180,12 @@ class ChatModelGenerator(_QAWriter):
         encoding: tiktoken encoding of the writer (offline: the ``fallback`` tokenizer counts instead).
         fallback: a Hugging Face tokenizer used when the encoding cannot be loaded.
         retry_temperature: sampling temperature for retries (passed to ``ainvoke`` as ``temperature``).
+        structured: ask for :class:`QAList` through the model's ``with_structured_output``. None: where the
+            model offers it (a ``BaseChatModel`` without tool calling does not), else parse the reply's text;
+            True: require it (:class:`~lift_memory.errors.ConfigError` if the model lacks it); False: text.
+
+    Raises:
+        ConfigError: ``structured=True`` and the model offers no structured output.
     """
 
     def __init__(
@@ -170,6 +199,7 @@ class ChatModelGenerator(_QAWriter):
         encoding: str | None = "cl100k_base",
         fallback: Any = None,
         retry_temperature: float = 0.7,
+        structured: bool | None = None,
     ) -> None:
         super().__init__(
             per_unit=per_unit,
@@ -179,21 +209,47 @@ class ChatModelGenerator(_QAWriter):
             counter=TokenCounter(encoding, fallback),
         )
         self.model, self.retry_temperature = model, retry_temperature
+        self.structured = None if structured is False else _structured(model, required=bool(structured))
 
     @property
     def identity(self) -> str:
         name = getattr(self.model, "model_name", None) or getattr(self.model, "model", None) or ""
-        return f"chat:{type(self.model).__name__}:{name}:{self.per_unit}x{self.unit_chars}"
+        how = ":structured" if self.structured is not None else ""
+        return f"chat:{type(self.model).__name__}:{name}:{self.per_unit}x{self.unit_chars}{how}"
 
     async def agenerate(self, text: str, unit: tuple[int, int], attempt: int) -> list[Task]:
         prompt = self.prompt(text, unit)
         kwargs = {"temperature": self.retry_temperature} if attempt else {}
+        if self.structured is not None:
+            return ground(await self._ask_structured(prompt, kwargs), text, unit)
         if hasattr(self.model, "ainvoke"):
             reply = await self.model.ainvoke(prompt, **kwargs)
         else:
             reply = await asyncio.to_thread(self.model.invoke, prompt, **kwargs)
         content = getattr(reply, "content", reply)
         return ground(parse_pairs(content if isinstance(content, str) else str(content)), text, unit)
+
+    async def _ask_structured(self, prompt: str, kwargs: dict) -> list[QAPair]:
+        try:
+            reply = await self.structured.ainvoke(prompt, **kwargs)
+            found = reply if isinstance(reply, QAList) or reply is None else QAList.model_validate(reply)
+        except Exception as exc:
+            if _parse_failure(exc):
+                raise GenerationRejected(f"the structured reply does not fit: {first_line(exc)}") from exc
+            raise
+        if found is None:
+            raise GenerationRejected("the model gave no structured reply")
+        return _complete(found.pairs)
+
+
+def _structured(model: Any, *, required: bool) -> Any:
+    """``model.with_structured_output(QAList)``, or None where the model has none (``required``: raise)."""
+    try:
+        return model.with_structured_output(QAList)
+    except (AttributeError, NotImplementedError) as exc:
+        if required:
+            raise ConfigError(f"{type(model).__name__} offers no structured output: {first_line(exc)}") from None
+        return None
 
 
 class LocalModelGenerator(_QAWriter):

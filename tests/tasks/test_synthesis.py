@@ -5,8 +5,14 @@ import json
 import time
 
 import pytest
+from langchain_core.language_models import BaseChatModel
 from langchain_core.language_models.fake_chat_models import FakeListChatModel
+from langchain_core.messages import AIMessage
+from langchain_core.outputs import ChatGeneration, ChatResult
+from langchain_core.utils.function_calling import convert_to_openai_tool
 from pydantic import Field
+
+from lift_memory.errors import ConfigError
 
 from lift_memory.tasks.extractive import (
     BLANK,
@@ -221,3 +227,73 @@ def test_the_expected_answer_of_a_recall_task_is_the_span_its_blank_hides():
 
     spans = {expected_answer(t) for t in recall_tasks(DOC)}
     assert {"1998-04-12", "VX-7731", "42", "Marie Dubois", "2004"} <= spans
+
+
+class ToolCaller(BaseChatModel):
+    """A served chat model with tool calling, at the boundary: per prompt it plays ``replies`` in order (a dict is
+    the arguments of a call to the tool it was bound to, a string plain text) and records each call's kwargs."""
+
+    replies: list
+    calls: list = Field(default_factory=list)
+
+    @property
+    def _llm_type(self) -> str:
+        return "tool-caller"
+
+    def bind_tools(self, tools, **kwargs):
+        return self.bind(tools=[convert_to_openai_tool(t) for t in tools], **kwargs)
+
+    def _generate(self, messages, stop=None, run_manager=None, **kwargs):
+        prompt = messages[-1].content
+        self.calls.append((prompt, kwargs))
+        reply = self.replies[min(sum(p == prompt for p, _ in self.calls), len(self.replies)) - 1]
+        if isinstance(reply, str):
+            message = AIMessage(content=reply)
+        else:
+            name = kwargs["tools"][0]["function"]["name"]
+            message = AIMessage(content="", tool_calls=[{"name": name, "args": reply, "id": "call-1"}])
+        return ChatResult(generations=[ChatGeneration(message=message)])
+
+
+def _pairs(*pairs):
+    return {"pairs": [{"question": q, "answer": a, "evidence": e} for q, a, e in pairs]}
+
+
+def _structured_stream(model, **kw):
+    generator = ChatModelGenerator(model, unit_chars=200, encoding=None, fallback=lambda t: len(t.split()), **kw)
+    return generator, TaskStream(generator, DOC, "hash", max_attempts=3, timeout=5).start()
+
+
+def test_a_model_with_structured_output_is_asked_through_it_and_no_text_is_parsed():
+    good = _pairs(("What is the vault code?", "VX-7731", 'The vault code is "VX-7731"'))
+    model = ToolCaller(replies=[good])
+    generator, stream = _structured_stream(model)
+    stats = stream.wait()
+    assert generator.structured is not None and generator.identity.endswith(":structured")
+    assert stats.units >= 2 and stats.made == stats.units and stats.attempts == stats.units
+    assert all(t.kind == "qa" and t.answer == "VX-7731" for t in stream.tasks())
+    assert all(call[1]["tools"][0]["function"]["name"] == "QAList" for call in model.calls)
+
+
+def test_structured_replies_that_do_not_fit_are_retried_by_sampling_then_skipped():
+    good = _pairs(("What is the vault code?", "VX-7731", 'The vault code is "VX-7731"'))
+    missing_evidence = {"pairs": [{"question": "What is the vault code?", "answer": "VX-7731"}]}
+    text_only = GOOD  # JSON in the text instead of a tool call: not structured output, so not accepted
+    model = ToolCaller(replies=[missing_evidence, text_only, good])
+    _, stream = _structured_stream(model)
+    stats = stream.wait()
+    assert stats.made == stats.units and stats.attempts == 3 * stats.units
+    temperatures = [kwargs.get("temperature") for _, kwargs in model.calls]
+    assert temperatures.count(None) == stats.units and temperatures.count(0.7) == 2 * stats.units
+    _, never = _structured_stream(ToolCaller(replies=[_pairs(("Who?", "", "   "))]))
+    stats = never.wait()
+    assert stats.made == 0 and stats.skip_reasons == {"GenerationRejected": stats.units}
+
+
+def test_models_without_structured_output_fall_back_to_parsing_text():
+    plain = FakeListChatModel(responses=[GOOD])  # no tool calling
+    generator = ChatModelGenerator(plain, encoding=None, fallback=len)
+    assert generator.structured is None and not generator.identity.endswith(":structured")
+    assert ChatModelGenerator(ToolCaller(replies=[]), structured=False, encoding=None, fallback=len).structured is None
+    with pytest.raises(ConfigError, match="FakeListChatModel offers no structured output"):
+        ChatModelGenerator(plain, structured=True, encoding=None, fallback=len)
