@@ -13,7 +13,6 @@ from langchain_core.utils.function_calling import convert_to_openai_tool
 from pydantic import Field
 
 from lift_memory.errors import ConfigError
-
 from lift_memory.tasks.extractive import (
     BLANK,
     ExtractiveGenerator,
