@@ -44,6 +44,14 @@ def _config(args: argparse.Namespace):
     return MemoryConfig.model_validate(data)
 
 
+def _toml():
+    try:
+        import tomllib
+    except ModuleNotFoundError:  # Python 3.10
+        import tomli as tomllib
+    return tomllib
+
+
 def _config_file(path: str) -> dict[str, Any]:
     text_path = Path(path)
     try:
@@ -51,13 +59,8 @@ def _config_file(path: str) -> dict[str, Any]:
     except OSError as exc:
         raise LiftMemoryError(f"cannot read --config {path!r}: {exc.strerror}") from exc
     try:
-        if text_path.suffix == ".toml":
-            import tomllib
-
-            data = tomllib.loads(raw.decode("utf-8"))
-        else:
-            data = json.loads(raw)
-    except (ValueError, ImportError) as exc:
+        data = _toml().loads(raw.decode("utf-8")) if text_path.suffix == ".toml" else json.loads(raw)
+    except ValueError as exc:
         raise LiftMemoryError(f"--config {path!r} is not valid {text_path.suffix[1:] or 'JSON'}: {exc}") from exc
     if not isinstance(data, dict):
         raise LiftMemoryError(f"--config {path!r} must hold an object of MemoryConfig fields")
