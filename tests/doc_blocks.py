@@ -25,7 +25,7 @@ ROOT = Path(__file__).parents[1]
 PAGES = ("README.md", *sorted(p.relative_to(ROOT).as_posix() for p in (ROOT / "docs").glob("*.md")))
 LANGUAGES = {"python", "bash", "toml", "json", "text"}
 FENCE = re.compile(r"^(\s*)```(\S*)\s*$")
-DIRECTIVE = re.compile(r"<!-- docs-test: (skip|file|background|setup)\b:?\s*(.*?)\s*(-->)?$")
+DIRECTIVE = re.compile(r"^\s*<!-- docs-test: (skip|file|background|setup)\b:?\s*(.*?)\s*(-->)?$")
 
 
 @dataclass(frozen=True)
