@@ -10,7 +10,9 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import subprocess
 import sys
+import time
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any, get_args
@@ -83,10 +85,57 @@ def _cmd_memorize(args: argparse.Namespace) -> None:
         data = path.read_bytes()
     except OSError as exc:
         raise LiftMemoryError(f"cannot read {args.file!r}: {exc.strerror}") from exc
-    record = _memory(args).memorize(
-        data, doc_id=args.id, title=args.title or path.name, replace=args.replace, namespace=args.namespace
-    )
+    memory = _memory(args)
+    memory.detached = args.detached
+    if args.background and not args.detached:
+        record = _detach(args, memory, data)
+    else:
+        record = memory.memorize(
+            data, doc_id=args.id, title=args.title or path.name, replace=args.replace, namespace=args.namespace,
+            background=args.background,
+        )  # fmt: skip
     _emit(args, record.to_dict(), f"{record.doc_id}\t{record.n_tokens} tokens\t{record.reason}")
+    if args.detached:  # the detached process: trains, with the index released for other processes
+        memory.wait()
+
+
+def _detach(args: argparse.Namespace, memory, data: bytes):
+    """``memorize --background``: the same command in a process of its own, which stores and indexes the document,
+    then trains it; returns the record once the job is queued (or the document is stored, if it needs none)."""
+    from lift_memory.ids import default_doc_id, document_text
+
+    doc_id = args.id or default_doc_id(document_text(data))
+    log = memory.root / "jobs" / f"{doc_id}.log"
+    log.parent.mkdir(parents=True, exist_ok=True)
+    command = [sys.executable, "-c", "import sys; from lift_memory.cli import main; sys.exit(main())"]
+    with log.open("ab") as out:
+        child = subprocess.Popen(
+            [*command, *args.argv, "--detached"], stdin=subprocess.DEVNULL, stdout=out, stderr=out,
+            start_new_session=True,
+        )  # fmt: skip
+    while child.poll() is None:
+        job = memory.job(doc_id)
+        if job is not None and job.pid == child.pid:
+            break
+        time.sleep(0.2)
+    else:
+        if child.returncode:
+            lines = log.read_text(errors="replace").strip().splitlines() or [f"exit code {child.returncode}"]
+            raise LiftMemoryError(lines[-1].removeprefix("lift-memory: error: "))
+    return memory.get(doc_id)
+
+
+def _cmd_jobs(args: argparse.Namespace) -> None:
+    jobs = _memory(args).jobs()
+    rows = [f"{j.doc_id}\t{j.describe()}\t{j.finished or j.queued}" for j in jobs]
+    _emit(args, [j.to_dict() for j in jobs], "\n".join(rows) if rows else "no background jobs")
+
+
+def _cmd_cancel(args: argparse.Namespace) -> None:
+    job = _memory(args).cancel(args.doc_id, timeout=args.timeout)
+    if job is None:
+        raise LiftMemoryError(f"{args.doc_id!r} has no background job")
+    _emit(args, job.to_dict(), f"{job.doc_id}\t{job.describe()}")
 
 
 def _cmd_ask(args: argparse.Namespace) -> None:
@@ -115,8 +164,14 @@ def _cmd_list(args: argparse.Namespace) -> None:
     records = memory.list()
     for message in memory.damaged().values():  # on stderr: stdout stays the list (and valid JSON)
         print(f"lift-memory: warning: {message}", file=sys.stderr)
-    rows = [f"{r.doc_id}\t{r.n_tokens} tokens\t{r.title or ''}\t{r.created}" for r in records]
-    _emit(args, [r.to_dict() for r in records], "\n".join(rows) if rows else "no memories yet")
+    jobs = {j.doc_id: j for j in memory.jobs() if j.active or j.state == "failed"}
+    rows = [
+        f"{r.doc_id}\t{r.n_tokens} tokens\t{r.title or ''}\t{r.created}"
+        + (f"\tjob {jobs[r.doc_id].describe()}" if r.doc_id in jobs else "")
+        for r in records
+    ]
+    listed = [{**r.to_dict(), "job": jobs[r.doc_id].to_dict() if r.doc_id in jobs else None} for r in records]
+    _emit(args, listed, "\n".join(rows) if rows else "no memories yet")
 
 
 def _cmd_forget(args: argparse.Namespace) -> None:
@@ -369,7 +424,18 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--gate", choices=["paper", "exact"], help="Gated Memory's gate (with --adapter gated_memory)")
     p.add_argument("--max-steps", type=_COUNT, help="training step budget (default 400)")
     p.add_argument("--config", metavar="FILE", help="MemoryConfig fields as JSON or TOML; flags override it")
+    p.add_argument(
+        "--background", action="store_true", help="return once stored and indexed; train in a detached process"
+    )
+    p.add_argument("--detached", action="store_true", help=argparse.SUPPRESS)  # that process
     p.set_defaults(func=_cmd_memorize)
+
+    p = sub.add_parser("jobs", parents=[common], help="background training jobs and their states")
+    p.set_defaults(func=_cmd_jobs)
+    p = sub.add_parser("cancel", parents=[common], help="stop a document's background training job")
+    p.add_argument("doc_id")
+    p.add_argument("--timeout", type=float, default=60.0, help="seconds to wait for it to stop (default 60)")
+    p.set_defaults(func=_cmd_cancel)
 
     p = sub.add_parser("ask", parents=[common], help="answer a question from memory")
     p.add_argument("doc_id", help="document to answer from; '*' for any document of the namespace")
@@ -466,6 +532,7 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: Sequence[str] | None = None) -> int:
     """Run the CLI; returns the exit code."""
     args = build_parser().parse_args(argv)
+    args.argv = list(sys.argv[1:] if argv is None else argv)
     try:
         args.func(args)
     except LiftMemoryError as exc:

@@ -21,6 +21,7 @@ import datetime as dt
 import functools
 import os
 import threading
+import time
 import warnings
 from collections.abc import Sequence
 from pathlib import Path
@@ -34,8 +35,10 @@ from lift_memory.errors import (
     DocumentExistsError,
     LiftMemoryError,
     UnknownDocumentError,
+    first_line,
 )
 from lift_memory.ids import default_doc_id, document_hash, document_text, validate_id
+from lift_memory.jobs import WORKER, Cancelled, Job, JobBook, now
 from lift_memory.types import Answer, MemoryRecord, Snippet, TrainStats
 
 
@@ -104,6 +107,9 @@ class LiftMemory:
         self._embedder = embedder
         self._generator = generator
         self._retriever = None
+        self._trainer = None  # the background jobs' own engine (a second copy of the base model)
+        self.detached = False  # set by `memorize --background`'s own process: it releases the index to train
+        self._jobs = JobBook(self.root)
         self._lock = threading.RLock()
         self._recovered = False
         self._index_checked: dict[str, int] = {}  # namespace -> chunk version last found complete
@@ -178,6 +184,7 @@ class LiftMemory:
         index: bool | None = None,
         namespace: str | None = None,
         callbacks: Sequence[Any] = (),
+        background: bool = False,
     ) -> MemoryRecord:
         """Fine-tune an adapter on ``text``, index it for retrieval, and store both; return the record.
 
@@ -194,6 +201,10 @@ class LiftMemory:
             index: add the document's chunks to the retrieval store (None: ``config.retrieval.enabled``).
             namespace: retrieval namespace (default ``config.retrieval.namespace``).
             callbacks: trainer callbacks, each called with a ``StepInfo`` after every step.
+            background: store and index the document, return at once, and train its adapter in the process's
+                training worker (:mod:`lift_memory.jobs`). Until the adapter is ready, ``ask`` answers without
+                it and says so; :meth:`job` tells the state, :meth:`wait` waits, :meth:`cancel` stops it. A
+                document that fits the window needs no training and is stored at once, as without it.
 
         Raises:
             InvalidDocumentError: empty, whitespace-only or binary input.
@@ -205,8 +216,6 @@ class LiftMemory:
 
         Whatever fails, nothing stored before changes: the write is a transaction (docs/reliability.md).
         """
-        from lift_memory.segment import tokenize
-
         text = document_text(text)
         digest = document_hash(text)
         doc_id = validate_id(doc_id) if doc_id is not None else default_doc_id(text)
@@ -215,6 +224,23 @@ class LiftMemory:
             raise ConfigError(f"title must be a string, got {type(title).__name__}")
         index = self.config.retrieval.enabled if index is None else bool(index)
         self._recover()
+        self._cancel_job(doc_id)  # this write supersedes a job still training the document
+        if background:
+            return self._memorize_in_background(
+                text, digest, doc_id, title, replace, train, index, namespace, callbacks
+            )
+        return self._memorize(text, digest, doc_id, title, replace, train, index, namespace, callbacks)
+
+    async def amemorize(self, text: str | bytes, doc_id: str | None = None, title: str | None = None, **kwargs: Any):
+        """:meth:`memorize` in a thread, for event loops (with ``background=True`` it returns once stored)."""
+        import asyncio
+
+        return await asyncio.to_thread(self.memorize, text, doc_id, title, **kwargs)
+
+    def _memorize(self, text, digest, doc_id, title, replace, train, index, namespace, callbacks, *, pending=False):
+        """The write of :meth:`memorize` (arguments checked). ``pending``: a background job trains it later."""
+        from lift_memory.segment import tokenize
+
         with self._lock, self._writing(), self.bank.transaction(doc_id, undo=self._undo) as txn:
             old, damaged = self._previous(doc_id, digest, replace)
             stale = (damaged and self.config.retrieval.enabled) or (old or {}).get("indexed")
@@ -237,7 +263,9 @@ class LiftMemory:
             else:
                 stats, state, tasks = None, None, {}
                 reason = (
-                    f"not fine-tuned: fits the context window ({len(doc)} tokens), read in context"
+                    "not fine-tuned yet: its adapter trains in the background"
+                    if pending
+                    else f"not fine-tuned: fits the context window ({len(doc)} tokens), read in context"
                     if fits
                     else "not fine-tuned (train=False)"
                 )
@@ -254,16 +282,9 @@ class LiftMemory:
                     "fingerprint": eng.base.fingerprint,
                     "tokenizer": eng.base.tokenizer_fingerprint,
                 },
-                "adapter": eng.adapter.describe() if train else None,
-                "trained": train,
-                "reason": reason,
-                "train": stats.to_dict() if stats else None,
-                "tasks": tasks,
-                "synthesis": None if synthesis is None else dataclasses.asdict(synthesis),
-                "start": eng.start if train else None,
-                "settings": settings,
                 "indexed": index,
                 "namespace": namespace,
+                **_training_fields(eng, train, reason, stats, tasks, synthesis, settings),
             }
             self._sync_index(txn, store, digest, chunks, namespace, old, damaged)
             self.bank.save(doc_id, text=text, manifest=manifest, state=state)
@@ -271,6 +292,120 @@ class LiftMemory:
         eng.remember(doc_id, state, manifest)
         self._remember_settings()
         return record_from_manifest(manifest)
+
+    # -- background jobs ---------------------------------------------------------------------------------
+
+    def _memorize_in_background(self, text, digest, doc_id, title, replace, train, index, namespace, callbacks):
+        from lift_memory.segment import tokenize
+
+        if train is False:
+            raise ConfigError("background=True trains an adapter; it cannot go with train=False")
+        eng = self.engine
+        args = (text, digest, doc_id, title, replace)
+        if train is None and eng.fits(len(tokenize(text, eng.tokenizer))):
+            return self._memorize(*args, None, index, namespace, callbacks)  # read in context: nothing to train
+        try:
+            old = self._manifest(doc_id)
+        except (UnknownDocumentError, DamagedMemoryError):
+            old = None
+        if old is not None and _same_memory(old, digest, eng.base.fingerprint, self._settings(True)):
+            return self._memorize(*args, True, index, namespace, callbacks)  # memorized already: a no-op
+        record = self._memorize(*args, False, index, namespace, (), pending=True)
+        if self.detached:
+            self.close()  # before the job is visible: a process that sees it may open the embedded index
+        job = Job(doc_id, digest, "queued", max_steps=eng.train_config.max_steps, queued=now(), pid=os.getpid())
+        self._jobs.write(job)
+        WORKER.submit(self._job_key(doc_id), lambda hook: self._run_job(job, text, callbacks, hook))
+        return record
+
+    def _run_job(self, job: Job, text: str, callbacks: Sequence[Any], hook) -> None:
+        """Train ``job``'s document on the training engine and store its adapter (in the worker's thread)."""
+        from lift_memory.segment import tokenize
+
+        book = self._jobs
+        book.clear_cancel(job.doc_id)
+
+        def check(step: int) -> None:
+            hook(step)
+            if book.cancel_requested(job.doc_id):
+                raise Cancelled("cancelled on request")
+
+        try:
+            check(0)
+            job = self._jobs.write(dataclasses.replace(job, state="training"))
+            eng = self._training_engine()
+            written = [time.monotonic()]
+
+            def progress(info) -> None:
+                check(info.step)
+                if time.monotonic() - written[0] >= 1.0:  # the job file follows the steps, at most once a second
+                    written[0] = time.monotonic()
+                    self._jobs.write(dataclasses.replace(job, step=info.step))
+
+            stream = self._task_stream(text, job.doc_hash)
+            stats, state, tasks, synthesis = eng.train(
+                tokenize(text, eng.tokenizer), job.doc_id, [*callbacks, progress], stream
+            )
+            with self._lock, self._writing(), self.bank.transaction(job.doc_id, undo=self._undo):
+                current = self._manifest(job.doc_id)
+                if current["doc_hash"] != job.doc_hash or current["trained"]:
+                    raise Cancelled("the document was written again while it trained")
+                reason = f"trained {stats.steps} steps ({stats.stop_reason}) in the background"
+                manifest = {key: current[key] for key in _DOCUMENT_FIELDS}
+                manifest |= _training_fields(eng, True, reason, stats, tasks, synthesis, self._settings(True))
+                self.bank.save(job.doc_id, text=text, manifest=manifest, state=state)
+            if self._engine is not None:
+                self._engine.forget(job.doc_id)  # the next answer loads the new adapter
+            self._jobs.write(dataclasses.replace(job, state="ready", step=stats.steps, finished=now()))
+        except Cancelled as exc:
+            self._jobs.write(dataclasses.replace(job, state="cancelled", error=str(exc) or None, finished=now()))
+        except Exception as exc:
+            error = f"{type(exc).__name__}: {first_line(exc)}"
+            self._jobs.write(dataclasses.replace(job, state="failed", error=error, finished=now()))
+        finally:
+            book.clear_cancel(job.doc_id)
+
+    def _training_engine(self):
+        with self._lock:
+            if self._trainer is None:
+                from lift_memory.engine import Engine
+
+                self._trainer = Engine(self.config, self.bank, progress=False)
+            return self._trainer
+
+    def _job_key(self, doc_id: str) -> tuple[str, str]:
+        return str(self.root.resolve()), doc_id
+
+    def job(self, doc_id: str) -> Job | None:
+        """``doc_id``'s last background job (None: it never had one). One left active by a process that ended
+        reads as failed."""
+        return self._jobs.get(validate_id(doc_id), live=lambda job: WORKER.holds(self._job_key(job.doc_id)))
+
+    def jobs(self) -> list[Job]:
+        """Every document's last background job, by id."""
+        return self._jobs.all(live=lambda job: WORKER.holds(self._job_key(job.doc_id)))
+
+    def wait(self, doc_id: str | None = None, timeout: float | None = None) -> bool:
+        """Wait until ``doc_id``'s background job (None: every job of this process) has ended; False on timeout."""
+        return WORKER.wait(None if doc_id is None else self._job_key(validate_id(doc_id)), timeout)
+
+    def cancel(self, doc_id: str, timeout: float | None = None) -> Job | None:
+        """Stop ``doc_id``'s background job, in this process or another one (within a training step), and return
+        its state once stopped (or at ``timeout``); the document stays stored and indexed, without an adapter."""
+        self._cancel_job(validate_id(doc_id), timeout)
+        deadline = None if timeout is None else time.monotonic() + timeout
+        while (job := self.job(doc_id)) is not None and job.active:
+            if deadline is not None and time.monotonic() >= deadline:
+                break
+            time.sleep(0.1)
+        return job
+
+    def _cancel_job(self, doc_id: str, timeout: float | None = None) -> None:
+        """Stop ``doc_id``'s job: wait for it if this process runs it, else ask the process that does."""
+        if WORKER.cancel(self._job_key(doc_id)):
+            WORKER.wait(self._job_key(doc_id), timeout)
+        elif (job := self.job(doc_id)) is not None and job.active:
+            self._jobs.request_cancel(doc_id)
 
     def _remember_settings(self) -> None:
         """At the folder's first write, store the settings that reopening it must use (:mod:`settings`)."""
@@ -369,7 +504,15 @@ class LiftMemory:
         k = self.config.retrieval.updated(k=k).k
         if doc_id is not None:
             self._manifest(doc_id)  # unknown, unsafe or damaged ids fail here, before any model is loaded
-        return self.router(namespace, k).plan(question, doc_id, mode)
+            job = self.job(doc_id)
+            if mode == "lift" and job is not None and job.active:
+                raise ConfigError(f"{doc_id!r} has no adapter yet, it is {job.describe()}; use mode='auto' or 'rag'")
+        plan = self.router(namespace, k).plan(question, doc_id, mode)
+        job = None if plan.doc_id is None else self.job(plan.doc_id)
+        if job is not None and job.active and plan.adapter is None:
+            note = f"{plan.doc_id!r}'s adapter is not ready ({job.describe()}): answered without it"
+            plan = dataclasses.replace(plan, notes=(*plan.notes, note))
+        return plan
 
     def ask(
         self,
@@ -692,6 +835,7 @@ class LiftMemory:
         if not self.bank.exists(doc_id):
             self.bank.manifest(doc_id)  # raises UnknownDocumentError, listing what is stored
         self._recover()
+        self._cancel_job(doc_id)
         with self._lock, self._writing(), self.bank.transaction(doc_id, undo=self._undo) as txn:
             try:
                 manifest = self._manifest(doc_id)
@@ -705,8 +849,27 @@ class LiftMemory:
                 for ns in namespaces:
                     store.delete(ns, doc_id)
             self.bank.delete(doc_id)
+            self._jobs.remove(doc_id)
         if self._engine is not None:
             self._engine.forget(doc_id)
+
+
+_DOCUMENT_FIELDS = ("doc_id", "title", "doc_hash", "n_chars", "n_tokens", "created", "base", "indexed", "namespace")
+"""The manifest's fields that the document, not its training, determines."""
+
+
+def _training_fields(eng, train: bool, reason: str, stats, tasks, synthesis, settings) -> dict[str, Any]:
+    """The manifest's fields that training determines (``eng``: the engine whose adapter slot trained)."""
+    return {
+        "adapter": eng.adapter.describe() if train else None,
+        "trained": train,
+        "reason": reason,
+        "train": stats.to_dict() if stats else None,
+        "tasks": tasks,
+        "synthesis": None if synthesis is None else dataclasses.asdict(synthesis),
+        "start": eng.start if train else None,
+        "settings": settings,
+    }
 
 
 def _nonempty(name: str, value: Any) -> None:

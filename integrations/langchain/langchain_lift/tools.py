@@ -60,6 +60,10 @@ class MemorizeDocumentTool(_MemoryTool):
         "Returns the document id to use with ask_memory."
     )
     args_schema: type[BaseModel] = MemorizeDocumentInput
+    background: bool = False
+    """Return as soon as the document is stored and indexed, and train its adapter in the background
+    (``LiftMemory.memorize(background=True)``): the agent can ask at once, answered by retrieval until the
+    adapter is ready. The artifact then holds the job (``job``)."""
 
     def _run(
         self,
@@ -69,11 +73,12 @@ class MemorizeDocumentTool(_MemoryTool):
         run_manager: CallbackManagerForToolRun | None = None,
     ) -> tuple[str, dict[str, Any]]:
         try:
-            record = self.lift.memorize(text, doc_id=doc_id, title=title)
+            record = self.lift.memorize(text, doc_id=doc_id, title=title, background=self.background)
         except LiftMemoryError as exc:
             raise ToolException(str(exc)) from exc
         content = f"memorized as {record.doc_id!r} ({record.n_tokens} tokens; {record.reason})"
-        return content, record.to_dict()
+        job = self.lift.job(record.doc_id) if self.background else None
+        return content, {**record.to_dict(), "job": None if job is None else job.to_dict()}
 
 
 class AskMemoryTool(_MemoryTool):

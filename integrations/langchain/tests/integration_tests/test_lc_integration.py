@@ -175,3 +175,15 @@ def test_tools_return_content_and_artifact():
             "id": "call-2", "type": "tool_call"}  # fmt: skip
     message = MemorizeDocumentTool(memory=shared_memory()).invoke(call)
     assert message.artifact["doc_id"] == "canteen" and "memorized as 'canteen'" in message.content
+
+
+def test_the_memorize_tool_can_train_in_the_background():
+    memory = shared_memory()
+    text = " ".join(f"Room {i} of the west wing holds the archive box number {i * 3}." for i in range(80))
+    call = {"name": "memorize_document", "args": {"text": text, "doc_id": "west-wing"}, "id": "c", "type": "tool_call"}
+    message = MemorizeDocumentTool(memory=memory, background=True).invoke(call)
+    assert "trains in the background" in message.content and message.artifact["job"]["doc_id"] == "west-wing"
+    assert message.artifact["job"]["state"] in ("queued", "training") and not message.artifact["trained"]
+    assert memory.wait("west-wing", timeout=120) and memory.job("west-wing").state == "ready"
+    assert memory.get("west-wing").trained
+    memory.forget("west-wing")
