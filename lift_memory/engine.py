@@ -24,7 +24,7 @@ from lift_memory.bank import AdapterBank
 from lift_memory.config import GenerationConfig, MemoryConfig
 from lift_memory.errors import AdapterMismatchError
 from lift_memory.ids import document_text
-from lift_memory.types import Answer
+from lift_memory.types import Answer, Usage
 
 _STATE_CACHE = 8  # adapter states kept in RAM, most recently used first
 _DOC_CACHE = 8  # tokenized documents kept in RAM
@@ -320,6 +320,7 @@ class AnswerStream:
 
     def __iter__(self) -> Iterator[str]:
         from lift_memory.generate import cut_at_stops, generate_ids, stream_text
+        from lift_memory.usage import PeakMemory
 
         eng, plan = self._engine, self._plan
         t0 = time.perf_counter()
@@ -327,7 +328,7 @@ class AnswerStream:
         t1 = time.perf_counter()
         ids: list[int] = []
         text: list[str] = []
-        with eng.lock, eng.use(plan.adapter):
+        with eng.lock, eng.use(plan.adapter), PeakMemory(eng.base.device) as peak:
             t2 = time.perf_counter()
             tokens = generate_ids(eng.adapter.model, prompt.ids, self._generation, eng.base.eos_ids)
             for piece in cut_at_stops(stream_text(eng.tokenizer, _recorded(tokens, ids)), self._generation.stop):
@@ -356,6 +357,13 @@ class AnswerStream:
             },
             notes=notes,
             coverage=coverage,
+            usage=Usage(
+                tokens_read=len(prompt.ids),
+                tokens_generated=len(ids),
+                seconds=round(plan.retrieve_seconds + t3 - t0, 4),
+                peak_memory_mb=None if peak.mb is None else round(peak.mb, 1),
+                memory_kind=peak.kind,
+            ),
         )
 
 

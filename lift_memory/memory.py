@@ -39,7 +39,7 @@ from lift_memory.errors import (
 )
 from lift_memory.ids import default_doc_id, document_hash, document_text, validate_id
 from lift_memory.jobs import WORKER, Cancelled, Job, JobBook, now
-from lift_memory.types import Answer, MemoryRecord, Snippet, TrainStats
+from lift_memory.types import Answer, MemoryRecord, Snippet, TrainStats, Usage
 
 
 def default_root() -> Path:
@@ -240,7 +240,9 @@ class LiftMemory:
     def _memorize(self, text, digest, doc_id, title, replace, train, index, namespace, callbacks, *, pending=False):
         """The write of :meth:`memorize` (arguments checked). ``pending``: a background job trains it later."""
         from lift_memory.segment import tokenize
+        from lift_memory.usage import PeakMemory
 
+        started = time.perf_counter()
         with self._lock, self._writing(), self.bank.transaction(doc_id, undo=self._undo) as txn:
             old, damaged = self._previous(doc_id, digest, replace)
             stale = (damaged and self.config.retrieval.enabled) or (old or {}).get("indexed")
@@ -257,10 +259,12 @@ class LiftMemory:
                 return record_from_manifest(old)
             synthesis = None
             if train:
-                stream = self._task_stream(text, digest)
-                stats, state, tasks, synthesis = eng.train(doc, doc_id, callbacks, stream)
+                with PeakMemory(eng.base.device) as peak:
+                    stream = self._task_stream(text, digest)
+                    stats, state, tasks, synthesis = eng.train(doc, doc_id, callbacks, stream)
                 reason = f"trained {stats.steps} steps ({stats.stop_reason})"
             else:
+                peak = None
                 stats, state, tasks = None, None, {}
                 reason = (
                     "not fine-tuned yet: its adapter trains in the background"
@@ -285,6 +289,7 @@ class LiftMemory:
                 "indexed": index,
                 "namespace": namespace,
                 **_training_fields(eng, train, reason, stats, tasks, synthesis, settings),
+                "usage": _usage(stats, len(doc), started, peak),
             }
             self._sync_index(txn, store, digest, chunks, namespace, old, damaged)
             self.bank.save(doc_id, text=text, manifest=manifest, state=state)
@@ -321,6 +326,7 @@ class LiftMemory:
     def _run_job(self, job: Job, text: str, callbacks: Sequence[Any], hook) -> None:
         """Train ``job``'s document on the training engine and store its adapter (in the worker's thread)."""
         from lift_memory.segment import tokenize
+        from lift_memory.usage import PeakMemory
 
         book = self._jobs
         book.clear_cancel(job.doc_id)
@@ -342,10 +348,10 @@ class LiftMemory:
                     written[0] = time.monotonic()
                     self._jobs.write(dataclasses.replace(job, step=info.step))
 
-            stream = self._task_stream(text, job.doc_hash)
-            stats, state, tasks, synthesis = eng.train(
-                tokenize(text, eng.tokenizer), job.doc_id, [*callbacks, progress], stream
-            )
+            started, doc = time.perf_counter(), tokenize(text, eng.tokenizer)
+            with PeakMemory(eng.base.device) as peak:
+                stream = self._task_stream(text, job.doc_hash)
+                stats, state, tasks, synthesis = eng.train(doc, job.doc_id, [*callbacks, progress], stream)
             with self._lock, self._writing(), self.bank.transaction(job.doc_id, undo=self._undo):
                 current = self._manifest(job.doc_id)
                 if current["doc_hash"] != job.doc_hash or current["trained"]:
@@ -353,6 +359,7 @@ class LiftMemory:
                 reason = f"trained {stats.steps} steps ({stats.stop_reason}) in the background"
                 manifest = {key: current[key] for key in _DOCUMENT_FIELDS}
                 manifest |= _training_fields(eng, True, reason, stats, tasks, synthesis, self._settings(True))
+                manifest["usage"] = _usage(stats, len(doc), started, peak)
                 self.bank.save(job.doc_id, text=text, manifest=manifest, state=state)
             if self._engine is not None:
                 self._engine.forget(job.doc_id)  # the next answer loads the new adapter
@@ -872,6 +879,15 @@ def _training_fields(eng, train: bool, reason: str, stats, tasks, synthesis, set
     }
 
 
+def _usage(stats, n_tokens: int, started: float, peak) -> dict[str, Any]:
+    """The manifest's ``usage``: what the write cost (``peak``: the training's :class:`PeakMemory`, or None)."""
+    mb = None if peak is None or peak.mb is None else round(peak.mb, 1)
+    seconds = round(time.perf_counter() - started, 3)
+    tokens = stats.tokens if stats else 0
+    kind = "rss" if peak is None else peak.kind
+    return dataclasses.asdict(Usage(tokens, n_tokens, 0, seconds, mb, kind))
+
+
 def _nonempty(name: str, value: Any) -> None:
     if not isinstance(value, str) or not value.strip():
         raise ConfigError(f"{name} must be a non-empty string, got {value!r:.40}")
@@ -919,6 +935,7 @@ def record_from_manifest(m: dict[str, Any]) -> MemoryRecord:
         tasks=m.get("tasks", {}),
         indexed=m.get("indexed", False),
         namespace=m.get("namespace"),
+        usage=Usage(**m["usage"]) if m.get("usage") else None,
         extra={
             "base": m["base"],
             "settings": m.get("settings", {}),

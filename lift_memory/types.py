@@ -94,6 +94,26 @@ class Snippet:
 
 
 @dataclass(frozen=True, slots=True)
+class Usage:
+    """What one call cost (``memorize``: the write that stored the memory; ``ask``: the answer)."""
+
+    tokens_trained: int = 0
+    """Tokens through the trainer (padded batches, every step)."""
+    tokens_read: int = 0
+    """Tokens the model read: the document (``memorize``), the prompt (``ask``)."""
+    tokens_generated: int = 0
+    seconds: float = 0.0
+    """Wall time of the call."""
+    peak_memory_mb: float | None = None
+    """Peak memory during the call (see ``memory_kind``); None where it cannot be measured."""
+    memory_kind: str = "rss"
+    """``rss``: the process's resident memory (model included), sampled during the call; ``cuda``: torch's peak
+    allocated GPU memory."""
+
+    to_dict = _to_dict
+
+
+@dataclass(frozen=True, slots=True)
 class MemoryRecord:
     """What is stored about one memorized document (the manifest, as a record)."""
 
@@ -112,6 +132,8 @@ class MemoryRecord:
     indexed: bool = False
     namespace: str | None = None
     """The retrieval namespace its chunks are indexed in (when ``indexed``)."""
+    usage: Usage | None = None
+    """What the write that stored this memory cost (tokens trained and read, seconds, peak memory)."""
     extra: dict[str, Any] = field(default_factory=dict)
 
     to_dict = _to_dict
@@ -138,5 +160,7 @@ class Answer:
     """Fraction of the answering document's tokens that the prompt showed (its ends and its snippets); None
     when no document answered. Below 1, the rest came from the adapter (``lift``, ``hybrid``) or was not read
     at all (``icl``, ``rag``)."""
+    usage: Usage | None = None
+    """Tokens, seconds and peak memory of this answer."""
 
     to_dict = _to_dict
