@@ -167,6 +167,7 @@ def _cmd_list(args: argparse.Namespace) -> None:
     jobs = {j.doc_id: j for j in memory.jobs() if j.active or j.state == "failed"}
     rows = [
         f"{r.doc_id}\t{r.n_tokens} tokens\t{r.title or ''}\t{r.created}"
+        + (f"\tself-check {r.self_check.score:.2f}" if r.self_check else "")
         + (f"\tjob {jobs[r.doc_id].describe()}" if r.doc_id in jobs else "")
         for r in records
     ]

@@ -264,6 +264,9 @@ class TasksConfig(_Config):
     """Seconds per try."""
     cache: bool = True
     """Keep synthesized tasks per (document, generator, prompt version): memorizing again costs no generation."""
+    self_check: int = Field(default=8, ge=0)
+    """Questions of the recall self-check asked after training (:mod:`lift_memory.selfcheck`); 0: none. Its
+    score is in the record, and a low one makes ``auto`` give retrieval the whole prompt."""
 
 
 class RetrievalConfig(_Config):

@@ -101,6 +101,23 @@ class Engine:
     def has_adapter(self, doc_id: str) -> bool:
         return bool(self.bank.manifest(doc_id).get("adapter"))
 
+    def self_check(self, doc_id: str) -> float | None:
+        """The score of ``doc_id``'s recall self-check (None: not checked)."""
+        found = self.bank.manifest(doc_id).get("self_check")
+        return None if found is None else found["score"]
+
+    def check_recall(self, text: str, doc_id: str) -> dict[str, Any] | None:
+        """Run the recall self-check on the adapter in the slot (just trained on ``text``); None: no probes."""
+        import dataclasses
+
+        from lift_memory import selfcheck
+
+        n = self.config.tasks.self_check
+        found = selfcheck.probes(text, n, self.config.train.seed) if n else []
+        with self.lock:
+            result = selfcheck.check(self, doc_id, found)
+        return None if result is None else dataclasses.asdict(result)
+
     def fits_window(self, doc_id: str) -> bool:
         return self.fits(self.bank.manifest(doc_id)["n_tokens"])
 

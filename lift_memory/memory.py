@@ -39,7 +39,7 @@ from lift_memory.errors import (
 )
 from lift_memory.ids import default_doc_id, document_hash, document_text, validate_id
 from lift_memory.jobs import WORKER, Cancelled, Job, JobBook, now
-from lift_memory.types import Answer, MemoryRecord, Snippet, TrainStats, Usage
+from lift_memory.types import Answer, MemoryRecord, SelfCheck, Snippet, TrainStats, Usage
 
 
 def default_root() -> Path:
@@ -262,9 +262,10 @@ class LiftMemory:
                 with PeakMemory(eng.base.device) as peak:
                     stream = self._task_stream(text, digest)
                     stats, state, tasks, synthesis = eng.train(doc, doc_id, callbacks, stream)
+                checked = eng.check_recall(text, doc_id)
                 reason = f"trained {stats.steps} steps ({stats.stop_reason})"
             else:
-                peak = None
+                peak = checked = None
                 stats, state, tasks = None, None, {}
                 reason = (
                     "not fine-tuned yet: its adapter trains in the background"
@@ -290,6 +291,7 @@ class LiftMemory:
                 "namespace": namespace,
                 **_training_fields(eng, train, reason, stats, tasks, synthesis, settings),
                 "usage": _usage(stats, len(doc), started, peak),
+                "self_check": checked,
             }
             self._sync_index(txn, store, digest, chunks, namespace, old, damaged)
             self.bank.save(doc_id, text=text, manifest=manifest, state=state)
@@ -352,6 +354,7 @@ class LiftMemory:
             with PeakMemory(eng.base.device) as peak:
                 stream = self._task_stream(text, job.doc_hash)
                 stats, state, tasks, synthesis = eng.train(doc, job.doc_id, [*callbacks, progress], stream)
+            checked = eng.check_recall(text, job.doc_id)
             with self._lock, self._writing(), self.bank.transaction(job.doc_id, undo=self._undo):
                 current = self._manifest(job.doc_id)
                 if current["doc_hash"] != job.doc_hash or current["trained"]:
@@ -360,6 +363,7 @@ class LiftMemory:
                 manifest = {key: current[key] for key in _DOCUMENT_FIELDS}
                 manifest |= _training_fields(eng, True, reason, stats, tasks, synthesis, self._settings(True))
                 manifest["usage"] = _usage(stats, len(doc), started, peak)
+                manifest["self_check"] = checked
                 self.bank.save(job.doc_id, text=text, manifest=manifest, state=state)
             if self._engine is not None:
                 self._engine.forget(job.doc_id)  # the next answer loads the new adapter
@@ -936,6 +940,7 @@ def record_from_manifest(m: dict[str, Any]) -> MemoryRecord:
         indexed=m.get("indexed", False),
         namespace=m.get("namespace"),
         usage=Usage(**m["usage"]) if m.get("usage") else None,
+        self_check=SelfCheck(**m["self_check"]) if m.get("self_check") else None,
         extra={
             "base": m["base"],
             "settings": m.get("settings", {}),

@@ -47,6 +47,8 @@ class Answerer(Protocol):
 
     def fits_window(self, doc_id: str) -> bool: ...
 
+    def self_check(self, doc_id: str) -> float | None: ...
+
     def answer(self, question: str, plan: Plan) -> Answer: ...
 
     def stream(self, question: str, plan: Plan) -> Iterator[str]: ...
@@ -71,6 +73,9 @@ class Plan:
         (``rag``, and ``hybrid`` when a snippet stands out)."""
         return self.snippet_share < 1.0
 
+
+LOW_SELF_CHECK = 0.25
+"""A recall self-check below this makes ``auto`` give the snippets the whole prompt (the adapter stays on)."""
 
 DENSE_CLOSE = 0.5
 """Cosine similarity at which a snippet counts as semantically close to the question."""
@@ -199,6 +204,10 @@ class Router:
             return make("lift", use_adapter=True, snippet_share=0.0, note="auto: no hits, adapter and document ends")
         if standout:
             note = f"auto: snippets only, no head and tail ({why})"
+            return make("hybrid", use_adapter=True, snippet_share=1.0, note=note)
+        checked = self.answerer.self_check(adapter)
+        if checked is not None and checked < LOW_SELF_CHECK:
+            note = f"auto: snippets only, the adapter's recall self-check scored {checked:.2f} ({why})"
             return make("hybrid", use_adapter=True, snippet_share=1.0, note=note)
         return make("hybrid", use_adapter=True, snippet_share=share, note=f"auto: {share:.0%} for snippets ({why})")
 

@@ -114,6 +114,16 @@ class Usage:
 
 
 @dataclass(frozen=True, slots=True)
+class SelfCheck:
+    """How well a freshly trained adapter answered held-out questions about its document (:mod:`selfcheck`)."""
+
+    score: float
+    """Mean keyword score of the probes' bare-prompt answers, 0 to 1."""
+    probes: int
+    seconds: float
+
+
+@dataclass(frozen=True, slots=True)
 class MemoryRecord:
     """What is stored about one memorized document (the manifest, as a record)."""
 
@@ -134,6 +144,8 @@ class MemoryRecord:
     """The retrieval namespace its chunks are indexed in (when ``indexed``)."""
     usage: Usage | None = None
     """What the write that stored this memory cost (tokens trained and read, seconds, peak memory)."""
+    self_check: SelfCheck | None = None
+    """The recall self-check of its adapter, right after training (None: untrained, or no probes)."""
     extra: dict[str, Any] = field(default_factory=dict)
 
     to_dict = _to_dict

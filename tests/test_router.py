@@ -23,14 +23,17 @@ class Retriever:
 
 
 class Answerer:
-    def __init__(self, adapters=("d",), fitting=()):
-        self.adapters, self.fitting = set(adapters), set(fitting)
+    def __init__(self, adapters=("d",), fitting=(), checks=None):
+        self.adapters, self.fitting, self.checks = set(adapters), set(fitting), checks or {}
 
     def has_adapter(self, doc_id):
         return doc_id in self.adapters
 
     def fits_window(self, doc_id):
         return doc_id in self.fitting
+
+    def self_check(self, doc_id):
+        return self.checks.get(doc_id)
 
     def answer(self, question, plan):
         return plan
@@ -137,3 +140,12 @@ def test_without_a_retriever_the_router_still_plans():
     router = Router(None, Answerer())
     assert router.plan("q", "d").route == "lift"
     assert isinstance(router.ask("q", "d"), Plan) and list(router.stream("q", "d")) == ["lift"]
+
+
+def test_a_low_recall_self_check_gives_auto_snippets_only():
+    hits = [snip(dense=0.62), snip(start=20, dense=0.6)]  # weak evidence: normally shared with the ends
+    shared = Router(Retriever(hits), Answerer(checks={"d": 0.5})).plan("q", "d")
+    assert shared.route == "hybrid" and shared.snippet_share == 0.5 and shared.ends
+    low = Router(Retriever(hits), Answerer(checks={"d": 0.1})).plan("q", "d")
+    assert low.route == "hybrid" and low.adapter == "d" and low.snippet_share == 1.0 and not low.ends
+    assert "self-check scored 0.10" in low.notes[-1]
