@@ -245,14 +245,15 @@ def _build(out: Path, *, progress: bool) -> None:
 
 def _pretrain(model, stream: list[int], *, progress: bool) -> dict:
     import torch
-    from tqdm.auto import tqdm
+
+    from lift_memory.progress import bar as progress_bar
 
     r = _RECIPE
     model.train()
     opt = torch.optim.AdamW(model.parameters(), lr=r["learning_rate"], betas=(0.9, 0.95), weight_decay=0.0)
     sched = torch.optim.lr_scheduler.LambdaLR(opt, lambda step: min(1.0, (step + 1) / r["warmup_steps"]))
     rng = random.Random(r["seed"])
-    bar = tqdm(desc=f"building {NAME} (once, ~2-3 min)", disable=not progress, unit="step")
+    bar = progress_bar(progress, desc=f"building {NAME} (once, ~2-3 min)", unit="step")
     started = time.perf_counter()
 
     def step(batch) -> float:

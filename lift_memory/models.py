@@ -22,6 +22,7 @@ from lift_memory.config import ModelConfig
 from lift_memory.errors import ConfigError, ModelLoadError, first_line
 from lift_memory.files import file_digest
 from lift_memory.model_files import BUILTIN_PREFIX, locate
+from lift_memory.progress import quiet_transformers
 
 
 @dataclass
@@ -95,10 +96,7 @@ def load_model(config: ModelConfig | str | None = None, *, progress: bool = True
 
     if config is None or isinstance(config, str):
         config = ModelConfig() if config is None else ModelConfig(name=config)
-    if not progress:
-        from transformers.utils import logging as hf_logging
-
-        hf_logging.disable_progress_bar()
+    quiet_transformers(progress)
     device = _resolve_device(config.device)  # before any building or conversion
     source, local = locate(config.name, progress=progress)
     kwargs: dict[str, Any] = {

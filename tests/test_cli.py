@@ -176,3 +176,12 @@ def test_config_shows_the_folders_settings_and_every_fields_docstring(cli, tmp_p
                             text=True, check=True).stdout  # fmt: skip
     assert "train.max_steps = 400: Stop after this many optimizer steps" in helped
     assert "adapter[gated_memory].gate" in helped
+
+
+def test_progress_bars_are_silent_off_a_terminal(tmp_path, tiny_model_dir):
+    doc = tmp_path / "proverbs.txt"
+    doc.write_text(TEXT)
+    args = ["memorize", str(doc), "--root", str(tmp_path / "m"), "--model", str(tiny_model_dir), "--max-steps", "3"]
+    done = subprocess.run([sys.executable, "-m", "lift_memory.cli", *args], capture_output=True, text=True)
+    assert done.returncode == 0 and "trained 3 steps" in done.stdout
+    assert "step/s" not in done.stderr and "it/s" not in done.stderr  # stderr is a pipe here: no bars

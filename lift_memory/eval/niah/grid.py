@@ -150,10 +150,9 @@ def run_grid(
             (see :class:`~lift_memory.eval.niah.scoring.LLMJudge`).
         progress: show a progress bar with the estimated time left.
     """
-    from tqdm.auto import tqdm
-
     from lift_memory import LiftMemory, MemoryConfig
     from lift_memory.config import ModelConfig, TrainConfig
+    from lift_memory.progress import bar as progress_bar
 
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
@@ -169,7 +168,7 @@ def run_grid(
     needles = [n.needle() for n in config.needles]
     cells = [(length, depth) for length in config.lengths for depth in config.depths]
     todo = sum(1 for c in cells for m in config.methods if (*c, m) not in done)
-    bar = tqdm(total=todo, desc="needle in a haystack", unit="answer", disable=not progress)
+    bar = progress_bar(progress, total=todo, desc="needle in a haystack", unit="answer")
     with results.open("a", encoding="utf-8") as sink:
         if _ends_mid_line(results):
             sink.write("\n")  # an interrupted run left half a line: start ours on a fresh one
