@@ -10,6 +10,8 @@ Prints JSON lines:
   {"benchmark": "real_model.routes", ...}  per route: accuracy on the held-out question set
                                            (lift_memory.eval.questions), bare-span answers, and for hybrid
                                            and auto the questions they lose where rag is right
+  {"benchmark": "real_model.self_check", ...}  per document: the recall self-check's score next to lift's
+                                           accuracy on its held-out questions, and what memorizing cost
   {"benchmark": "real_model.voice", ...}   KL(base || adapted) on unrelated text
 
 Model FLOPs count 4·N per trained token (forward 2·N, backward through the frozen weights to the adapter
@@ -185,6 +187,20 @@ def route_figures(memory, docs, tokens: int, modes, details: bool) -> tuple[list
         if details:
             row["answers"] = [(a["question"], a["answer"], a["score"]) for a in answers]
         rows.append(row)
+    for record in records:  # does the recall self-check predict the adapter's accuracy on later questions?
+        mine = [a for a in results.get("lift", []) if f"qa-{a['doc']}" == record.doc_id]
+        rows.append(
+            {
+                "benchmark": "real_model.self_check",
+                "model": MODEL,
+                "doc_id": record.doc_id,
+                "steps": record.train.steps if record.train else 0,
+                "self_check": record.self_check.score if record.self_check else None,
+                "self_check_probes": record.self_check.probes if record.self_check else 0,
+                "lift_accuracy": round(sum(a["score"] for a in mine) / len(mine), 3) if mine else None,
+                "memorize_usage": record.usage.to_dict() if record.usage else None,
+            }
+        )
     if records:
         rows.append(
             {
