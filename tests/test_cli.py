@@ -1,6 +1,7 @@
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 import sys
 
@@ -185,3 +186,12 @@ def test_progress_bars_are_silent_off_a_terminal(tmp_path, tiny_model_dir):
     done = subprocess.run([sys.executable, "-m", "lift_memory.cli", *args], capture_output=True, text=True)
     assert done.returncode == 0 and "trained 3 steps" in done.stdout
     assert "step/s" not in done.stderr and "it/s" not in done.stderr  # stderr is a pipe here: no bars
+
+
+def test_lift_memory_progress_always_shows_bars_off_a_terminal(tmp_path, tiny_model_dir):
+    doc = tmp_path / "proverbs.txt"
+    doc.write_text(TEXT)
+    args = ["memorize", str(doc), "--root", str(tmp_path / "m"), "--model", str(tiny_model_dir), "--max-steps", "3"]
+    env = {**os.environ, "LIFT_MEMORY_PROGRESS": "always"}
+    done = subprocess.run([sys.executable, "-m", "lift_memory.cli", *args], capture_output=True, text=True, env=env)
+    assert done.returncode == 0 and "memorizing" in done.stderr and "3/3" in done.stderr

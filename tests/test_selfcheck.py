@@ -7,10 +7,13 @@ from lift_test_helpers import HashEmbedder
 from lift_memory import LiftMemory, selfcheck
 from lift_memory.tasks.extractive import ExtractiveGenerator
 
-FACTS = " ".join(
-    f"The locker code of team {name} is {code}. Team {name} meets on floor {floor}."
-    for name, code, floor in [("Amber", "A-4411", 3), ("Birch", "B-9023", 5), ("Cedar", "C-1187", 2)]
-) + " The archive opened in 1998. The chief archivist is Marie Dubois."
+FACTS = (
+    " ".join(
+        f"The locker code of team {name} is {code}. Team {name} meets on floor {floor}."
+        for name, code, floor in [("Amber", "A-4411", 3), ("Birch", "B-9023", 5), ("Cedar", "C-1187", 2)]
+    )
+    + " The archive opened in 1998. The chief archivist is Marie Dubois."
+)
 
 
 def test_probes_are_worded_unlike_any_training_task_and_ask_for_what_the_question_lacks():

@@ -87,7 +87,7 @@ def _interrupt_cli(root, model_dir, file, after: str | float) -> tuple[subproces
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
         text=True,
-        env={**os.environ, "OMP_NUM_THREADS": "1"},
+        env={**os.environ, "OMP_NUM_THREADS": "1", "LIFT_MEMORY_PROGRESS": "always"},  # its bar is the signal
     )
     seen = ""
     if isinstance(after, str):
