@@ -2,28 +2,36 @@
 
 from __future__ import annotations
 
+import subprocess
 import sys
-import time
 
 import pytest
 from lift_test_helpers import TEXT, HashEmbedder
 
 from lift_memory import LiftMemory
-from lift_memory.usage import PeakMemory, resident_mb
 
 linux = pytest.mark.skipif(not sys.platform.startswith("linux"), reason="resident memory is read from /proc")
 
 
+SPIKE = """
+import time
+before = resident_mb()
+with PeakMemory(interval=0.001) as peak:
+    spike = bytearray(300 * 2**20)
+    for i in range(0, len(spike), 4096):
+        spike[i] = 1  # touched: resident
+    time.sleep(0.05)
+    del spike
+print(before, peak.mb, resident_mb())
+"""
+
+
 @linux
 def test_peak_memory_sees_a_spike_that_is_gone_by_the_end():
-    before = resident_mb()
-    with PeakMemory(interval=0.001) as peak:
-        spike = bytearray(300 * 2**20)  # touched: resident
-        for i in range(0, len(spike), 4096):
-            spike[i] = 1
-        time.sleep(0.05)
-        del spike
-    assert peak.kind == "rss" and peak.mb >= before + 250 and resident_mb() < peak.mb - 200
+    # In a fresh process: a long-lived one may serve the spike from pages it already holds.
+    done = subprocess.run([sys.executable, "-c", SPIKE], capture_output=True, text=True, check=True)
+    before, peak, after = map(float, done.stdout.split())
+    assert peak >= before + 250 and after < peak - 200
 
 
 @linux
