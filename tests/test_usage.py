@@ -15,6 +15,7 @@ linux = pytest.mark.skipif(not sys.platform.startswith("linux"), reason="residen
 
 SPIKE = """
 import time
+from lift_memory.usage import PeakMemory, resident_mb
 before = resident_mb()
 with PeakMemory(interval=0.001) as peak:
     spike = bytearray(300 * 2**20)
