@@ -389,8 +389,14 @@ class LiftMemory:
 
     def job(self, doc_id: str) -> Job | None:
         """``doc_id``'s last background job (None: it never had one). One left active by a process that ended
-        reads as failed."""
-        return self._jobs.get(validate_id(doc_id), live=lambda job: WORKER.holds(self._job_key(job.doc_id)))
+        reads as failed, unless that process stored the adapter before it died (then it reads as ready)."""
+        job = self._jobs.get(validate_id(doc_id), live=lambda job: WORKER.holds(self._job_key(job.doc_id)))
+        if job is not None and job.state == "failed" and (job.error or "").startswith("interrupted"):
+            with contextlib.suppress(LiftMemoryError):
+                stored = self._manifest(doc_id)
+                if stored["doc_hash"] == job.doc_hash and stored["trained"]:
+                    return dataclasses.replace(job, state="ready", error=None)
+        return job
 
     def jobs(self) -> list[Job]:
         """Every document's last background job, by id."""

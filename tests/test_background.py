@@ -109,15 +109,22 @@ def test_a_new_write_or_forget_supersedes_a_running_job(memory):
 
 
 def test_a_job_left_by_a_dead_process_reads_as_failed_and_the_document_still_answers(memory):
-    memory.memorize(TEXT, doc_id="orphan", background=True, callbacks=[lambda info: True])  # stops at step 1
-    assert memory.wait("orphan", timeout=60)
+    hold, started, release = _gate()
+    memory.memorize(TEXT, doc_id="orphan", background=True, callbacks=[hold])
+    assert started.wait(30)
+    threading.Timer(0.2, release.set).start()
+    memory.cancel("orphan", timeout=30)  # leaves the document untrained, as a death mid-training does
     path = memory.root / "jobs" / "orphan.json"
-    job = json.loads(path.read_text())
-    path.write_text(json.dumps({**job, "state": "training", "pid": 2**22 + 12345}))  # a pid that is not running
+    dead = {**json.loads(path.read_text()), "state": "training", "error": None, "pid": 2**22 + 12345}
+    path.write_text(json.dumps(dead))  # a pid that is not running
     reopened = LiftMemory(memory.config, root=memory.root, embedder=HashEmbedder(), progress=False)
     job = reopened.job("orphan")
     assert job.state == "failed" and "interrupted" in job.error
     assert reopened.ask("the river 3 remembers", "orphan").text is not None
+    # Died after storing the adapter, before writing "ready": the stored adapter says it is ready.
+    reopened.memorize(TEXT, doc_id="orphan", replace=True, train=True)
+    path.write_text(json.dumps(dead))
+    assert reopened.job("orphan").state == "ready"
 
 
 def test_training_errors_fail_the_job_cleanly(memory):
