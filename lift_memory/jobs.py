@@ -3,7 +3,8 @@
 ``memorize(..., background=True)`` stores and indexes a document at once, then queues a :class:`Job`: the
 worker trains the document's adapter on its own copy of the base model (the memory's own copy keeps
 answering meanwhile) and stores the adapter in a short transaction of its own. One worker per process takes
-the jobs in order, so two documents never train at once on one CPU.
+the jobs in order, and a lock file in the cache folder gives the machine one training turn, so two documents
+never train at once on one CPU, also when several processes queue jobs.
 
 A job's state lives in ``<root>/jobs/<doc_id>.json`` (written atomically), so another process, or this one
 after a restart, sees it: ``queued``, ``training`` (with its step), ``ready``, ``failed`` (with the error) or
@@ -125,6 +126,35 @@ class JobBook:
     def clear_cancel(self, doc_id: str) -> None:
         with contextlib.suppress(FileNotFoundError):
             self._cancel_path(doc_id).unlink()
+
+
+@contextlib.contextmanager
+def training_turn(check: Callable[[int], None], folder: Path | None = None):
+    """Hold this machine's one training turn (a lock file in the cache folder, ``folder``), so that background
+    jobs of several processes (``memorize --background`` twice) train one at a time too. ``check`` runs while
+    waiting, so a job cancelled in the queue leaves it. Where the folder cannot be written, jobs go without."""
+    from filelock import FileLock, Timeout
+
+    from lift_memory.files import cache_dir
+
+    folder = cache_dir() if folder is None else folder
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+        lock = FileLock(str(folder / "training.lock"))
+        while True:
+            check(0)
+            try:
+                lock.acquire(timeout=0.5)
+                break
+            except Timeout:
+                continue
+    except OSError:
+        yield
+        return
+    try:
+        yield
+    finally:
+        lock.release()
 
 
 class Cancelled(Exception):

@@ -38,7 +38,7 @@ from lift_memory.errors import (
     first_line,
 )
 from lift_memory.ids import default_doc_id, document_hash, document_text, validate_id
-from lift_memory.jobs import WORKER, Cancelled, Job, JobBook, now
+from lift_memory.jobs import WORKER, Cancelled, Job, JobBook, now, training_turn
 from lift_memory.types import Answer, MemoryRecord, SelfCheck, Snippet, TrainStats, Usage
 
 
@@ -326,10 +326,7 @@ class LiftMemory:
         return record
 
     def _run_job(self, job: Job, text: str, callbacks: Sequence[Any], hook) -> None:
-        """Train ``job``'s document on the training engine and store its adapter (in the worker's thread)."""
-        from lift_memory.segment import tokenize
-        from lift_memory.usage import PeakMemory
-
+        """Run ``job`` in the worker's thread, in the machine's training turn, and record how it ended."""
         book = self._jobs
         book.clear_cancel(job.doc_id)
 
@@ -339,35 +336,8 @@ class LiftMemory:
                 raise Cancelled("cancelled on request")
 
         try:
-            check(0)
-            job = self._jobs.write(dataclasses.replace(job, state="training"))
-            eng = self._training_engine()
-            written = [time.monotonic()]
-
-            def progress(info) -> None:
-                check(info.step)
-                if time.monotonic() - written[0] >= 1.0:  # the job file follows the steps, at most once a second
-                    written[0] = time.monotonic()
-                    self._jobs.write(dataclasses.replace(job, step=info.step))
-
-            started, doc = time.perf_counter(), tokenize(text, eng.tokenizer)
-            with PeakMemory(eng.base.device) as peak:
-                stream = self._task_stream(text, job.doc_hash)
-                stats, state, tasks, synthesis = eng.train(doc, job.doc_id, [*callbacks, progress], stream)
-            checked = eng.check_recall(text, job.doc_id)
-            with self._lock, self._writing(), self.bank.transaction(job.doc_id, undo=self._undo):
-                current = self._manifest(job.doc_id)
-                if current["doc_hash"] != job.doc_hash or current["trained"]:
-                    raise Cancelled("the document was written again while it trained")
-                reason = f"trained {stats.steps} steps ({stats.stop_reason}) in the background"
-                manifest = {key: current[key] for key in _DOCUMENT_FIELDS}
-                manifest |= _training_fields(eng, True, reason, stats, tasks, synthesis, self._settings(True))
-                manifest["usage"] = _usage(stats, len(doc), started, peak)
-                manifest["self_check"] = checked
-                self.bank.save(job.doc_id, text=text, manifest=manifest, state=state)
-            if self._engine is not None:
-                self._engine.forget(job.doc_id)  # the next answer loads the new adapter
-            self._jobs.write(dataclasses.replace(job, state="ready", step=stats.steps, finished=now()))
+            with training_turn(check):
+                self._train_job(job, text, callbacks, check)
         except Cancelled as exc:
             self._jobs.write(dataclasses.replace(job, state="cancelled", error=str(exc) or None, finished=now()))
         except Exception as exc:
@@ -375,6 +345,40 @@ class LiftMemory:
             self._jobs.write(dataclasses.replace(job, state="failed", error=error, finished=now()))
         finally:
             book.clear_cancel(job.doc_id)
+
+    def _train_job(self, job: Job, text: str, callbacks: Sequence[Any], check) -> None:
+        """Train ``job``'s document on the training engine and store its adapter."""
+        from lift_memory.segment import tokenize
+        from lift_memory.usage import PeakMemory
+
+        job = self._jobs.write(dataclasses.replace(job, state="training"))
+        eng = self._training_engine()
+        written = [time.monotonic()]
+
+        def progress(info) -> None:
+            check(info.step)
+            if time.monotonic() - written[0] >= 1.0:  # the job file follows the steps, at most once a second
+                written[0] = time.monotonic()
+                self._jobs.write(dataclasses.replace(job, step=info.step))
+
+        started, doc = time.perf_counter(), tokenize(text, eng.tokenizer)
+        with PeakMemory(eng.base.device) as peak:
+            stream = self._task_stream(text, job.doc_hash)
+            stats, state, tasks, synthesis = eng.train(doc, job.doc_id, [*callbacks, progress], stream)
+        checked = eng.check_recall(text, job.doc_id)
+        with self._lock, self._writing(), self.bank.transaction(job.doc_id, undo=self._undo):
+            current = self._manifest(job.doc_id)
+            if current["doc_hash"] != job.doc_hash or current["trained"]:
+                raise Cancelled("the document was written again while it trained")
+            reason = f"trained {stats.steps} steps ({stats.stop_reason}) in the background"
+            manifest = {key: current[key] for key in _DOCUMENT_FIELDS}
+            manifest |= _training_fields(eng, True, reason, stats, tasks, synthesis, self._settings(True))
+            manifest["usage"] = _usage(stats, len(doc), started, peak)
+            manifest["self_check"] = checked
+            self.bank.save(job.doc_id, text=text, manifest=manifest, state=state)
+        if self._engine is not None:
+            self._engine.forget(job.doc_id)  # the next answer loads the new adapter
+        self._jobs.write(dataclasses.replace(job, state="ready", step=stats.steps, finished=now()))
 
     def _training_engine(self):
         with self._lock:

@@ -194,3 +194,22 @@ def test_the_cli_trains_in_a_detached_process_that_jobs_follows_and_cancel_stops
         time.sleep(0.5)
     assert cli("ask", "short", "the river 3 remembers", "--mode", "lift")["adapter"] == "short"
     assert (tmp_path / "mem" / "jobs" / "short.log").exists()
+
+
+def test_jobs_wait_for_the_machines_training_turn_and_can_be_cancelled_while_waiting(memory):
+    from filelock import FileLock
+
+    from lift_memory.files import cache_dir
+
+    other_process = FileLock(str(cache_dir() / "training.lock"))  # another process's job is training
+    other_process.acquire()
+    try:
+        memory.memorize(TEXT, doc_id="waits", background=True)
+        time.sleep(1.5)
+        assert memory.job("waits").state == "queued"
+        memory.memorize(TEXT.upper(), doc_id="gives-up", background=True)
+        assert memory.cancel("gives-up", timeout=0.1).active  # queued behind "waits": not stopped yet
+    finally:
+        other_process.release()
+    assert memory.wait(timeout=60)
+    assert memory.job("waits").state == "ready" and memory.job("gives-up").state == "cancelled"
