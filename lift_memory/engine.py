@@ -106,8 +106,8 @@ class Engine:
         found = self.bank.manifest(doc_id).get("self_check")
         return None if found is None else found["score"]
 
-    def check_recall(self, text: str, doc_id: str) -> dict[str, Any] | None:
-        """Run the recall self-check on the adapter in the slot (just trained on ``text``); None: no probes."""
+    def check_recall(self, text: str) -> dict[str, Any] | None:
+        """Run the recall self-check on the adapter in the slot, just trained on ``text``; None: no probes."""
         import dataclasses
 
         from lift_memory import selfcheck
@@ -115,7 +115,7 @@ class Engine:
         n = self.config.tasks.self_check
         found = selfcheck.probes(text, n, self.config.train.seed) if n else []
         with self.lock:
-            result = selfcheck.check(self, doc_id, found)
+            result = selfcheck.check(self, found)
         return None if result is None else dataclasses.asdict(result)
 
     def fits_window(self, doc_id: str) -> bool:

@@ -262,7 +262,7 @@ class LiftMemory:
                 with PeakMemory(eng.base.device) as peak:
                     stream = self._task_stream(text, digest)
                     stats, state, tasks, synthesis = eng.train(doc, doc_id, callbacks, stream)
-                checked = eng.check_recall(text, doc_id)
+                checked = eng.check_recall(text)
                 reason = f"trained {stats.steps} steps ({stats.stop_reason})"
             else:
                 peak = checked = None
@@ -365,7 +365,7 @@ class LiftMemory:
         with PeakMemory(eng.base.device) as peak:
             stream = self._task_stream(text, job.doc_hash)
             stats, state, tasks, synthesis = eng.train(doc, job.doc_id, [*callbacks, progress], stream)
-        checked = eng.check_recall(text, job.doc_id)
+        checked = eng.check_recall(text)
         with self._lock, self._writing(), self.bank.transaction(job.doc_id, undo=self._undo):
             current = self._manifest(job.doc_id)
             if current["doc_hash"] != job.doc_hash or current["trained"]:
@@ -394,7 +394,7 @@ class LiftMemory:
     def job(self, doc_id: str) -> Job | None:
         """``doc_id``'s last background job (None: it never had one). One left active by a process that ended
         reads as failed, unless that process stored the adapter before it died (then it reads as ready)."""
-        job = self._jobs.get(validate_id(doc_id), live=lambda job: WORKER.holds(self._job_key(job.doc_id)))
+        job = self._jobs.get(validate_id(doc_id), live=self._held)
         if job is not None and job.state == "failed" and (job.error or "").startswith("interrupted"):
             with contextlib.suppress(LiftMemoryError):
                 stored = self._manifest(doc_id)
@@ -404,7 +404,11 @@ class LiftMemory:
 
     def jobs(self) -> list[Job]:
         """Every document's last background job, by id."""
-        return self._jobs.all(live=lambda job: WORKER.holds(self._job_key(job.doc_id)))
+        return self._jobs.all(live=self._held)
+
+    def _held(self, job: Job) -> bool:
+        """Whether this process's worker holds ``job`` (queued or training)."""
+        return WORKER.holds(self._job_key(job.doc_id))
 
     def wait(self, doc_id: str | None = None, timeout: float | None = None) -> bool:
         """Wait until ``doc_id``'s background job (None: every job of this process) has ended; False on timeout."""

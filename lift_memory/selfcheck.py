@@ -38,9 +38,8 @@ def probes(text: str, n: int, seed: int = 0) -> list[Probe]:
     return random.Random(seed).sample(found, min(n, len(found)))
 
 
-def check(engine, doc_id: str | None, found: list[Probe], max_new_tokens: int = 32) -> SelfCheck | None:
-    """Score ``found`` with the adapter now in ``engine``'s slot (``doc_id``: whose it is, None: as it is);
-    None without probes."""
+def check(engine, found: list[Probe], max_new_tokens: int = 32) -> SelfCheck | None:
+    """Score ``found`` with the adapter now in ``engine``'s slot; None without probes."""
     from lift_memory.config import GenerationConfig
     from lift_memory.eval.niah.scoring import keyword_score
     from lift_memory.generate import generate_ids

@@ -37,9 +37,9 @@ def test_the_score_is_the_keyword_score_of_bare_prompt_answers(tmp_path, tiny_mo
     monkeypatch.setattr(
         "lift_memory.generate.generate_ids", lambda *a, **k: tok(next(replies), add_special_tokens=False)["input_ids"]
     )
-    result = selfcheck.check(memory.engine, None, found)
+    result = selfcheck.check(memory.engine, found)
     assert (result.score, result.probes) == (0.5, 2)
-    assert selfcheck.check(memory.engine, None, []) is None
+    assert selfcheck.check(memory.engine, []) is None
 
 
 def test_memorize_stores_the_self_check_and_list_shows_it(tmp_path, tiny_model_dir, fast_config, capsys):
