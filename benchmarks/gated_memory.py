@@ -88,7 +88,7 @@ def decode_overhead_larger_model(gate: str, tokens: int = 32) -> dict:
     import torch
     from transformers import LlamaConfig, LlamaForCausalLM
 
-    from lift_memory.adapters.registry import attach
+    from lift_memory.adapters import attach
     from lift_memory.config import GatedMemoryAdapterConfig, GenerationConfig
     from lift_memory.generate import generate_ids
 

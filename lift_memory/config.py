@@ -8,70 +8,16 @@ not at import time. Adapter configs are discriminated by ``kind``.
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Annotated, Any, ClassVar, Literal
+from typing import Annotated, ClassVar, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+from pydantic import Field, model_validator
 
-from lift_memory.errors import ConfigError
-
-
-class _Config(BaseModel):
-    """Frozen, strict, and failing with one :class:`ConfigError` line that names the field and its range."""
-
-    model_config = ConfigDict(frozen=True, extra="forbid", use_attribute_docstrings=True)
-    section: ClassVar[str] = ""
-
-    def __init__(self, **data: Any) -> None:
-        try:
-            super().__init__(**data)
-        except ValidationError as exc:
-            raise config_error(exc, type(self)) from exc
-
-    @classmethod
-    def model_validate(cls, obj: Any, **kwargs: Any):
-        try:
-            return super().model_validate(obj, **kwargs)
-        except ValidationError as exc:
-            raise config_error(exc, cls) from exc
-
-    def updated(self, **changes: Any):
-        """A validated copy with ``changes`` (those not None) applied: call-time arguments are checked like
-        the configuration (``model_copy`` would not check them)."""
-        changes = {k: v for k, v in changes.items() if v is not None}
-        return type(self).model_validate({**self.model_dump(), **changes}) if changes else self
+from lift_memory.adapters.gated_memory.config import GatedMemoryAdapterConfig
+from lift_memory.adapters.lora.config import LoraAdapterConfig
+from lift_memory.config_base import ConfigModel
 
 
-def config_error(exc: ValidationError, cls: type[BaseModel]) -> ConfigError:
-    """One line for a pydantic error: the field's dotted name, the value given, what is wrong, what is allowed."""
-    error = exc.errors()[0]
-    loc = [str(part) for part in error["loc"] if not isinstance(part, int)]
-    name = ".".join(p for p in [getattr(cls, "section", ""), *loc] if p) or cls.__name__
-    message = error["msg"].removeprefix("Value error, ")
-    if not loc or error["type"] == "value_error":  # a nested config's error, or a check that names its fields
-        cause = error.get("ctx", {}).get("error")
-        return cause if isinstance(cause, ConfigError) else ConfigError(message)
-    allowed = _allowed(cls, loc)
-    given = f"={error['input']!r}" if error["type"] != "missing" and not isinstance(error["input"], dict) else ""
-    more = f" (and {len(exc.errors()) - 1} more)" if len(exc.errors()) > 1 else ""
-    return ConfigError(f"{name}{given}: {message}" + (f"; allowed: {allowed}" if allowed else "") + more)
-
-
-def _allowed(cls: type[BaseModel], loc: list[str]) -> str:
-    """The range a field accepts, from its constraints (``1 <= value <= 65535``), or ''."""
-    field = None
-    for part in loc:
-        field = getattr(cls, "model_fields", {}).get(part)
-        if field is None:
-            return ""
-        if isinstance(field.annotation, type) and issubclass(field.annotation, BaseModel):
-            cls = field.annotation
-    bounds = {type(m).__name__: getattr(m, type(m).__name__.lower(), None) for m in field.metadata} if field else {}
-    low = f"{bounds['Ge']} <= " if "Ge" in bounds else f"{bounds['Gt']} < " if "Gt" in bounds else ""
-    high = f" <= {bounds['Le']}" if "Le" in bounds else f" < {bounds['Lt']}" if "Lt" in bounds else ""
-    return f"{low}value{high}" if low or high else ""
-
-
-class ModelConfig(_Config):
+class ModelConfig(ConfigModel):
     """Which base model to load, and how."""
 
     section: ClassVar[str] = "model"
@@ -93,7 +39,7 @@ class ModelConfig(_Config):
     """Override the model's context window in tokens (default: its ``max_position_embeddings``)."""
 
 
-class SegmentConfig(_Config):
+class SegmentConfig(ConfigModel):
     """How a document is cut into language-modelling examples (LIFT section 3.1)."""
 
     section: ClassVar[str] = "segment"
@@ -106,47 +52,10 @@ class SegmentConfig(_Config):
     """Tokens per sentence-anchored window (one per sentence start); 0 turns them off."""
 
 
-class LoraAdapterConfig(_Config):
-    """A LoRA adapter through peft."""
-
-    section: ClassVar[str] = "adapter"
-
-    kind: Literal["lora"] = "lora"
-    """Adapter kind: LoRA (peft)."""
-    r: int = Field(default=16, ge=1)
-    """LoRA rank."""
-    alpha: float = Field(default=32.0, gt=0)
-    """LoRA scaling numerator (effective scale ``alpha / r``)."""
-    dropout: float = Field(default=0.0, ge=0.0, lt=1.0)
-    """Dropout on the LoRA input."""
-    target_modules: str | tuple[str, ...] = "all-linear"
-    """Modules that get LoRA: ``all-linear`` or module names such as ``("q_proj", "v_proj")``."""
-    train_embeddings: bool | None = None
-    """Also train the input embeddings and the output head (peft ``modules_to_save``). None: only for
-    ``builtin:tiny``, whose barely pretrained embeddings cannot represent a new document otherwise."""
-
-
-class GatedMemoryAdapterConfig(_Config):
-    """LIFT's Gated Memory: a memory MLP and a gate per attention head; the base model stays frozen."""
-
-    section: ClassVar[str] = "adapter"
-
-    kind: Literal["gated_memory"] = "gated_memory"
-    """Adapter kind: LIFT's Gated Memory."""
-    gate: Literal["paper", "exact"] = "exact"
-    """``paper``: sigmoid(3(z(q) - 1)) as in the authors' code; ``exact``: sigmoid(l(q) - LSE_context(q)), the
-    split of softmax attention over memory and context."""
-    hidden_mult: int = Field(default=2, ge=1)
-    """Memory MLP hidden size as a multiple of the head dimension (the paper: 2)."""
-    log_mass_init: float | None = None
-    """Exact gate: the memory's initial log-mass b (l(q) = U2·SiLU(U1·q) + b). None: log of the model's
-    context window, i.e. the memory starts as heavy as a full window of context."""
-
-
 AdapterConfig = Annotated[LoraAdapterConfig | GatedMemoryAdapterConfig, Field(discriminator="kind")]
 
 
-class TrainConfig(_Config):
+class TrainConfig(ConfigModel):
     """The test-time trainer: optimizer, batches, budget and task weights."""
 
     section: ClassVar[str] = "train"
@@ -211,16 +120,13 @@ class TrainConfig(_Config):
         parameter count)."""
         if self.learning_rate is not None:
             return self
-        if adapter == "gated_memory":
-            rate = 1e-2 if builtin else 1e-3
-        elif builtin:
-            rate = 4e-3
-        else:
-            rate = 2e-3 if params is not None and params < 1_000_000_000 else 3e-4
+        from lift_memory.adapters.registry import default_learning_rate
+
+        rate = default_learning_rate(adapter, builtin=builtin, params=params)
         return self.model_copy(update={"learning_rate": rate})
 
 
-class GenerationConfig(_Config):
+class GenerationConfig(ConfigModel):
     """Decoding for answers. Greedy by default so that every method is compared alike."""
 
     section: ClassVar[str] = "generation"
@@ -239,7 +145,7 @@ class GenerationConfig(_Config):
     """Strings that end the answer: decoding stops at the first one, which is not part of the answer."""
 
 
-class TasksConfig(_Config):
+class TasksConfig(ConfigModel):
     """Synthesized training tasks (beyond segments and sentence windows)."""
 
     section: ClassVar[str] = "tasks"
@@ -269,7 +175,7 @@ class TasksConfig(_Config):
     score is in the record, and a low one makes ``auto`` give retrieval the whole prompt."""
 
 
-class RetrievalConfig(_Config):
+class RetrievalConfig(ConfigModel):
     """The retrieval store: chunking, the embedder, where Chroma runs, and hybrid search."""
 
     section: ClassVar[str] = "retrieval"
@@ -304,7 +210,7 @@ class RetrievalConfig(_Config):
         return self
 
 
-class MemoryConfig(_Config):
+class MemoryConfig(ConfigModel):
     """Everything a :class:`~lift_memory.LiftMemory` needs."""
 
     root: Path | None = None

@@ -11,7 +11,6 @@ retrieval stores: snippets reach it inside a plan.
 
 from __future__ import annotations
 
-import contextlib
 import math
 import threading
 import time
@@ -22,11 +21,10 @@ from typing import Any
 
 from lift_memory.bank import AdapterBank
 from lift_memory.config import GenerationConfig, MemoryConfig
-from lift_memory.errors import AdapterMismatchError
 from lift_memory.ids import document_text
+from lift_memory.slot import AdapterSlot
 from lift_memory.types import Answer, Usage
 
-_STATE_CACHE = 8  # adapter states kept in RAM, most recently used first
 _DOC_CACHE = 8  # tokenized documents kept in RAM
 QUESTION_ROOM = 64  # tokens kept free for the question when deciding whether a document fits the window
 
@@ -41,7 +39,7 @@ class Engine:
     """
 
     def __init__(self, config: MemoryConfig, bank: AdapterBank, *, progress: bool = True) -> None:
-        from lift_memory.adapters.registry import attach
+        from lift_memory.adapters import attach
         from lift_memory.models import load_model
         from lift_memory.segment import Segmenter
 
@@ -54,14 +52,9 @@ class Engine:
         self.train_config = config.train.resolved(
             builtin=self.base.is_builtin, adapter=config.adapter.kind, params=self.base.model.num_parameters()
         )
-        self.start = None  # identity of the pre-LIFT starting point, when there is one
+        self.slot = AdapterSlot(self.base, self.adapter, bank)
         if config.start is not None:
-            from lift_memory.prelift import load_start
-
-            self.start = load_start(config.start, self.base, self.adapter)
-        # Caches are keyed by (doc_id, content-named file), so a document another process replaced is read anew.
-        self.loaded: tuple[str, str] | None = None  # whose weights are in the slot
-        self.states: OrderedDict[tuple[str, str], dict[str, Any]] = OrderedDict()
+            self.slot.load_start(config.start)
         self._docs: OrderedDict[tuple[str, str], Any] = OrderedDict()
         self.lock = threading.RLock()
 
@@ -121,70 +114,21 @@ class Engine:
     def fits_window(self, doc_id: str) -> bool:
         return self.fits(self.bank.manifest(doc_id)["n_tokens"])
 
-    def forget(self, doc_id: str) -> None:
-        """Drop anything cached about ``doc_id``."""
-        for cache in (self.states, self._docs):
-            for key in [key for key in cache if key[0] == doc_id]:
-                del cache[key]
-        if self.loaded is not None and self.loaded[0] == doc_id:
-            self.loaded = None
+    def forget(self, doc_id: str | None = None) -> None:
+        """Drop anything cached about ``doc_id`` (None: about every document)."""
+        self.slot.forget(doc_id)
+        for key in [key for key in self._docs if doc_id is None or key[0] == doc_id]:
+            del self._docs[key]
 
-    def forget_all(self) -> None:
-        """Drop every cached document and adapter state."""
-        self.states.clear()
-        self._docs.clear()
-        self.loaded = None
-
-    def remember(self, doc_id: str, state: dict[str, Any] | None, manifest: dict[str, Any]) -> None:
-        """Cache a freshly stored adapter state (it is what the slot holds after training)."""
-        self.forget(doc_id)
-        if state is not None:
-            self.loaded = (doc_id, manifest["adapter"]["file"])
-            self.states[self.loaded] = state
+    def use(self, doc_id: str | None):
+        """Context in which the model runs with ``doc_id``'s adapter (None: the exact base model)."""
+        return self.slot.use(doc_id)
 
     def export(self, doc_id: str, folder: Path) -> None:
         """Write ``doc_id``'s adapter into ``folder`` in the format other tools load (see ``Adapter.export``)."""
         with self.lock:
             self.use(doc_id)
             self.adapter.export(folder, self.base.source or self.base.name)
-
-    def check_compatible(self, manifest: dict[str, Any]) -> None:
-        """Refuse an adapter trained on another base model, tokenizer or adapter layout."""
-        doc, base = manifest["doc_id"], manifest["base"]
-        if base["fingerprint"] != self.base.fingerprint or base["tokenizer"] != self.base.tokenizer_fingerprint:
-            raise AdapterMismatchError(
-                f"{doc!r} was memorized with base model {base['name']!r} (fingerprint {base['fingerprint']}), "
-                f"this memory runs {self.base.name!r} ({self.base.fingerprint}); open it with that model or "
-                "memorize the document again"
-            )
-        stored, live = dict(manifest.get("adapter") or {}), self.adapter.describe()
-        stored.pop("file", None)
-        if stored and stored != live:
-            raise AdapterMismatchError(
-                f"{doc!r} has a {stored.get('kind')} adapter {stored.get('config')}, this memory uses "
-                f"{live['kind']} {live['config']}; open it with the same adapter config or memorize it again"
-            )
-
-    def use(self, doc_id: str | None):
-        """Context in which the model runs with ``doc_id``'s adapter (None: the exact base model)."""
-        if doc_id is None:
-            return self.adapter.disabled()
-        manifest = self.bank.manifest(doc_id)
-        key = (doc_id, (manifest.get("adapter") or {}).get("file"))
-        if key != self.loaded:
-            state = self.states.get(key)
-            if state is None:
-                self.check_compatible(manifest)
-                state = self.bank.load_state(doc_id)
-                if state is None:
-                    raise AdapterMismatchError(f"{doc_id!r} was stored without an adapter; ask it with mode='icl'")
-            self.adapter.load_state_dict(state, source=f"adapter of {doc_id!r}")
-            self.states[key] = state
-            self.loaded = key
-        self.states.move_to_end(key)
-        while len(self.states) > _STATE_CACHE:
-            self.states.popitem(last=False)
-        return contextlib.nullcontext()
 
     # -- training ----------------------------------------------------------------------------------------
 
@@ -207,6 +151,29 @@ class Engine:
             desc=desc,
         )
 
+    def mixture(self, doc, tasks=None) -> tuple[list, Any]:
+        """What training on the tokenized ``doc`` reads: (its segment examples, the example source). Without
+        ``tasks`` the source is the segments and windows alone; with ``tasks`` (a callable returning the
+        synthesized tasks so far, which may grow during training) it is the task mixture over all of them."""
+        from lift_memory.tasks.formats import TaskRenderer
+        from lift_memory.tasks.lm import lm_examples
+        from lift_memory.tasks.mixture import TaskMixture, window_tasks
+
+        examples, windows = lm_examples(doc, self.segmenter, self.tokenizer, self.base.prefix_ids)
+        if tasks is None:
+            return examples, examples
+        return examples, TaskMixture(
+            examples,
+            tasks,
+            TaskRenderer(self.tokenizer, self.base.prefix_ids, self.base.eos_id),
+            doc,
+            windows=window_tasks(windows, doc.text),
+            contextualize=self.config.tasks.contextualize,
+            context_tokens=self.context_tokens(),
+            retrieved=self.config.tasks.retrieved,
+            snippet_tokens=self.config.retrieval.chunk_size,
+        )
+
     def train(self, doc, doc_id: str, callbacks: Sequence[Any] = (), tasks=None):
         """Train the slot on ``doc`` from its initial state.
 
@@ -220,27 +187,9 @@ class Engine:
         Returns:
             (training stats, adapter state, examples per task type, synthesis stats or None).
         """
-        from lift_memory.tasks.formats import TaskRenderer
-        from lift_memory.tasks.lm import lm_examples
-        from lift_memory.tasks.mixture import TaskMixture, window_tasks
-
-        examples, windows = lm_examples(doc, self.segmenter, self.tokenizer, self.base.prefix_ids)
-        source: Any = examples
-        if tasks is not None:
-            source = TaskMixture(
-                examples,
-                tasks.tasks,
-                TaskRenderer(self.tokenizer, self.base.prefix_ids, self.base.eos_id),
-                doc,
-                windows=window_tasks(windows, doc.text),
-                contextualize=self.config.tasks.contextualize,
-                context_tokens=self.context_tokens(),
-                retrieved=self.config.tasks.retrieved,
-                snippet_tokens=self.config.retrieval.chunk_size,
-            )
+        examples, source = self.mixture(doc, None if tasks is None else tasks.tasks)
         with self.lock:
-            self.adapter.reset()
-            self.loaded = None
+            self.slot.reset()
             stats = self.trainer(f"memorizing {doc_id}", callbacks).fit(source)
             state = self.adapter.state_dict()
         counts: dict[str, int] = {}

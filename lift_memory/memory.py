@@ -142,7 +142,7 @@ class LiftMemory:
             "adapter": c.adapter.model_dump(mode="json"),
             "tasks": c.tasks.model_dump(mode="json"),
             "generator": None if generator is None else f"{generator.identity}|{generator.prompt_version}",
-            "start": None if self.engine.start is None else self.engine.start["id"],
+            "start": None if self.engine.slot.start is None else self.engine.slot.start["id"],
             "train_adapter": train,
         }
 
@@ -296,7 +296,7 @@ class LiftMemory:
             self._sync_index(txn, store, digest, chunks, namespace, old, damaged)
             self.bank.save(doc_id, text=text, manifest=manifest, state=state)
             manifest = self.bank.manifest(doc_id)
-        eng.remember(doc_id, state, manifest)
+        eng.slot.remember(doc_id, state, manifest)
         self._remember_settings()
         return record_from_manifest(manifest)
 
@@ -511,7 +511,7 @@ class LiftMemory:
                 warnings.warn(f"unfinished writes were not rolled back yet: {exc}", RuntimeWarning, stacklevel=3)
                 recovered = True  # perhaps in part
             if recovered and self._engine is not None:
-                self._engine.forget_all()
+                self._engine.forget()
 
     # -- ask ---------------------------------------------------------------------------------------------
 
@@ -892,7 +892,7 @@ def _training_fields(eng, train: bool, reason: str, stats, tasks, synthesis, set
         "train": stats.to_dict() if stats else None,
         "tasks": tasks,
         "synthesis": None if synthesis is None else dataclasses.asdict(synthesis),
-        "start": eng.start if train else None,
+        "start": eng.slot.start if train else None,
         "settings": settings,
     }
 

@@ -24,12 +24,11 @@ from typing import Any
 
 from lift_memory.bank import AdapterBank
 from lift_memory.config import MemoryConfig
-from lift_memory.errors import AdapterMismatchError, ConfigError, InvalidDocumentError
+from lift_memory.errors import ConfigError, InvalidDocumentError
 from lift_memory.files import atomic_write
 from lift_memory.ids import document_text
+from lift_memory.slot import START_FILE, START_MANIFEST
 
-START_FILE = "start.safetensors"
-MANIFEST = "prelift.json"
 _CHECKPOINT = "checkpoint"
 
 
@@ -136,9 +135,6 @@ def prelift(
     from lift_memory.engine import Engine
     from lift_memory.segment import tokenize
     from lift_memory.tasks.extractive import ExtractiveGenerator
-    from lift_memory.tasks.formats import TaskRenderer
-    from lift_memory.tasks.lm import lm_examples
-    from lift_memory.tasks.mixture import TaskMixture, window_tasks
 
     config = config or MemoryConfig()
     out = Path(out)
@@ -150,26 +146,11 @@ def prelift(
         except InvalidDocumentError as exc:
             raise InvalidDocumentError(f"{path}: {exc}") from exc
     engine = Engine(config.model_copy(update={"start": None}), AdapterBank(out), progress=progress)
-    renderer = TaskRenderer(engine.tokenizer, engine.base.prefix_ids, engine.base.eos_id)
     generator = ExtractiveGenerator(seed=config.train.seed)
     mixtures = []
     for _, text in texts:
-        doc = tokenize(text, engine.tokenizer)
         tasks = generator_tasks(generator, text) if config.tasks.generator == "extractive" else []
-        examples, windows = lm_examples(doc, engine.segmenter, engine.tokenizer, engine.base.prefix_ids)
-        mixtures.append(
-            TaskMixture(
-                examples,
-                lambda tasks=tasks: tasks,
-                renderer,
-                doc,
-                windows=window_tasks(windows, text),
-                contextualize=config.tasks.contextualize,
-                context_tokens=engine.context_tokens(),
-                retrieved=config.tasks.retrieved,
-                snippet_tokens=config.retrieval.chunk_size,
-            )
-        )
+        mixtures.append(engine.mixture(tokenize(text, engine.tokenizer), lambda tasks=tasks: tasks)[1])
     corpus_id = hashlib.sha256("".join(f"{p.name}:{hashlib.sha256(t.encode()).hexdigest()}" for p, t in texts).encode())
     # What a checkpoint must agree on to be continued: everything but the budget (a run may be extended).
     budget = {"max_steps", "max_tokens", "max_seconds"}
@@ -180,7 +161,7 @@ def prelift(
     folder = out / _CHECKPOINT
     folder.mkdir(parents=True, exist_ok=True)
     checkpoint = _load_checkpoint(folder, fingerprint) if resume else None
-    engine.adapter.reset()
+    engine.slot.reset()
     stats = engine.trainer("pre-LIFT", callbacks).fit(
         _Corpus(mixtures),
         resume=checkpoint,
@@ -211,7 +192,7 @@ def prelift(
             "tasks": config.tasks.model_dump(mode="json"),
         },
     }
-    atomic_write(out / MANIFEST, json.dumps(manifest, indent=2).encode())
+    atomic_write(out / START_MANIFEST, json.dumps(manifest, indent=2).encode())
     return manifest
 
 
@@ -220,35 +201,3 @@ def generator_tasks(generator, text: str):
     import asyncio
 
     return [t for unit in generator.plan(text) for t in asyncio.run(generator.agenerate(text, unit, 0))]
-
-
-def load_start(path: str | Path, base, adapter) -> dict[str, Any]:
-    """Check that the starting point at ``path`` fits ``base`` and ``adapter``, make it the adapter's initial
-    state, and return its identity (recorded in every document's manifest).
-
-    Raises:
-        AdapterMismatchError: it was trained on another base model, tokenizer or adapter layout.
-        ConfigError: ``path`` holds no starting point.
-    """
-    from safetensors.torch import load_file
-
-    path = Path(path)
-    try:
-        manifest = json.loads((path / MANIFEST).read_text())
-    except (OSError, ValueError) as exc:
-        raise ConfigError(f"{str(path)!r} holds no pre-LIFT starting point ({MANIFEST} missing or unreadable)") from exc
-    b = manifest["base"]
-    if b["fingerprint"] != base.fingerprint or b["tokenizer"] != base.tokenizer_fingerprint:
-        raise AdapterMismatchError(
-            f"the starting point at {str(path)!r} was trained on base model {b['name']!r} "
-            f"({b['fingerprint']}), not on {base.name!r} ({base.fingerprint}); run prelift for this model"
-        )
-    stored, live = manifest["adapter"], adapter.describe()
-    if (stored["kind"], stored["config"]) != (live["kind"], live["config"]):
-        raise AdapterMismatchError(
-            f"the starting point at {str(path)!r} is a {stored['kind']} adapter {stored['config']}, this memory "
-            f"uses {live['kind']} {live['config']}; use the same adapter config or run prelift again"
-        )
-    data = (path / START_FILE).read_bytes()
-    adapter.set_initial(load_file(path / START_FILE))
-    return {"path": str(path), "id": hashlib.sha256(data).hexdigest()[:16], "steps": manifest["train"]["steps"]}

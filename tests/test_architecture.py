@@ -69,3 +69,48 @@ def test_arrows_point_one_way(module, forbidden):
         if m.startswith(module) and any(i == forbidden or i.startswith(forbidden + ".") for i in _imports(p))
     }
     assert offenders == set()
+
+
+def _graph() -> dict[str, set[str]]:
+    """Module -> the ``lift_memory`` modules it imports, at any depth (a lazy import still is a dependency);
+    ``from package import name`` counts as importing the submodule ``package.name`` where there is one."""
+    modules = _modules()
+    graph = {}
+    for module, path in modules.items():
+        deps = set()
+        for node in ast.walk(ast.parse(path.read_text())):
+            if isinstance(node, ast.ImportFrom) and node.module:
+                targets = [f"{node.module}.{alias.name}" for alias in node.names] + [node.module]
+            elif isinstance(node, ast.Import):
+                targets = [alias.name for alias in node.names]
+            else:
+                continue
+            for target in targets:
+                while target and target not in modules:
+                    target = target.rpartition(".")[0]
+                if target and target != module:
+                    deps.add(target)
+        graph[module.removesuffix(".__init__")] = {d.removesuffix(".__init__") for d in deps}
+    return graph
+
+
+def test_no_import_cycles():
+    graph = _graph()
+    cycles = []
+    for start in graph:  # depth-first from every module; a path back to the start is a cycle
+        stack = [(start, [start])]
+        seen = set()
+        while stack:
+            module, path = stack.pop()
+            for dep in graph.get(module, ()):
+                if dep == start:
+                    cycles.append(" -> ".join([*path, start]))
+                elif dep not in seen:
+                    seen.add(dep)
+                    stack.append((dep, [*path, dep]))
+    assert cycles == []
+
+
+def test_no_module_over_400_lines():
+    long = {m: n for m, p in _modules().items() if (n := len(p.read_text().splitlines())) > 400}
+    assert long == {}

@@ -116,7 +116,7 @@ def test_adapters_of_another_base_model_are_refused(memory, tmp_path, other_mode
     with pytest.raises(ConfigError, match=r"was made with model\.name="):  # the folder remembers its model
         _open_other(tmp_path, fast_config, other_model_dir)
     (tmp_path / "mem" / "settings.json").unlink()  # without it, each manifest still names its base model
-    with pytest.raises(AdapterMismatchError, match="memorized with base model"):
+    with pytest.raises(AdapterMismatchError, match="trained on base model"):
         _open_other(tmp_path, fast_config, other_model_dir).ask("?", "mine")
 
 

@@ -9,7 +9,9 @@ from lift_test_helpers import TEXT, HashEmbedder
 from lift_memory import LiftMemory
 from lift_memory.config import GatedMemoryAdapterConfig, TrainConfig
 from lift_memory.errors import AdapterMismatchError, ConfigError
-from lift_memory.prelift import MANIFEST, START_FILE, prelift, split_corpus
+from lift_memory.prelift import prelift, split_corpus
+from lift_memory.slot import START_FILE
+from lift_memory.slot import START_MANIFEST as MANIFEST
 
 
 @pytest.fixture

@@ -5,7 +5,7 @@ import random
 import pytest
 import torch
 
-from lift_memory.adapters.registry import attach
+from lift_memory.adapters import attach
 from lift_memory.config import LoraAdapterConfig, TrainConfig
 from lift_memory.errors import ConfigError
 from lift_memory.models import load_model

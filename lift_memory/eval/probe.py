@@ -52,8 +52,7 @@ def kl_from_base(memory, text: str, doc_id: str | None = None) -> float:
         with eng.use(None):
             base = torch.log_softmax(eng.adapter.model(input_ids=x).logits.float(), -1)
         if doc_id is None:
-            eng.adapter.reset()
-            eng.loaded = None
+            eng.slot.reset()
         with eng.use(doc_id) if doc_id is not None else contextlib.nullcontext():
             adapted = torch.log_softmax(eng.adapter.model(input_ids=x).logits.float(), -1)
     return float((base.exp() * (base - adapted)).sum(-1).mean())

@@ -15,9 +15,9 @@ from transformers import (
     Qwen3ForCausalLM,
 )
 
+from lift_memory.adapters import attach
 from lift_memory.adapters.gated_memory.layer import blend, exact_gate
 from lift_memory.adapters.gated_memory.model import GatedMemoryAdapter, context_logsumexp
-from lift_memory.adapters.registry import attach
 from lift_memory.config import GatedMemoryAdapterConfig
 from lift_memory.errors import ConfigError
 

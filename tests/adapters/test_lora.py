@@ -3,7 +3,7 @@ from __future__ import annotations
 import pytest
 import torch
 
-from lift_memory.adapters.registry import attach
+from lift_memory.adapters import attach
 from lift_memory.config import LoraAdapterConfig
 from lift_memory.errors import AdapterMismatchError
 from lift_memory.models import load_model

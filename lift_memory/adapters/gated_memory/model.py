@@ -27,8 +27,8 @@ from typing import Any
 import torch
 from torch import nn
 
+from lift_memory.adapters.base import Adapter
 from lift_memory.adapters.gated_memory.layer import GatedMemoryLayer
-from lift_memory.adapters.registry import Adapter
 from lift_memory.errors import ConfigError
 
 _WRAPPED_PREFIX = "lift_gated_memory+"

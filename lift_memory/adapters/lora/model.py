@@ -2,7 +2,7 @@
 
 peft does the work (layer injection, the zero-initialized B matrix that makes an attached adapter the
 identity, ``modules_to_save`` copies of the embeddings); this module only adapts peft's model to the
-:class:`~lift_memory.adapters.registry.Adapter` contract.
+:class:`~lift_memory.adapters.base.Adapter` contract.
 """
 
 from __future__ import annotations
@@ -11,8 +11,8 @@ import warnings
 from pathlib import Path
 from typing import Any
 
-from lift_memory.adapters.registry import Adapter
-from lift_memory.config import LoraAdapterConfig
+from lift_memory.adapters.base import Adapter
+from lift_memory.adapters.lora.config import LoraAdapterConfig
 
 
 def _module_name(model, module) -> str:
