@@ -30,7 +30,6 @@ import contextlib
 import hashlib
 import json
 import os
-import re
 import shutil
 import threading
 import uuid
@@ -48,11 +47,10 @@ from lift_memory.errors import (
 )
 from lift_memory.files import atomic_write, locked, storage_errors
 from lift_memory.ids import validate_id
+from lift_memory.manifest import FORMAT, BaseIdentity, Manifest
 
 MANIFEST = "manifest.json"
 JOURNAL = ".journal.json"
-FORMAT = 1
-_OWN_FILE = re.compile(r"(document-[0-9a-f]{16}\.txt|adapter-[0-9a-f]{16}\.safetensors)")
 _WAY_OUT = "forget it, or memorize it again with replace=True (CLI: --replace)"
 
 Undo = Callable[[str, dict[str, Any]], None]
@@ -158,9 +156,10 @@ class AdapterBank:
         except (OSError, ValueError) as exc:
             raise self.damaged(doc_id, f"its journal is unreadable ({type(exc).__name__})") from exc
 
-    def manifest(self, doc_id: str) -> dict[str, Any]:
+    def manifest(self, doc_id: str) -> Manifest:
         """The committed manifest of ``doc_id``: :class:`UnknownDocumentError` if none is stored,
-        :class:`DamagedMemoryError` if it cannot be read or names files that are not its own."""
+        :class:`DamagedMemoryError` if it cannot be read, does not validate, or names files that are not its
+        own."""
         key = None  # the manifest file's identity, when no write is open and it can be cached by it
         if not self.writing(doc_id):
             with contextlib.suppress(OSError):
@@ -173,23 +172,12 @@ class AdapterBank:
         if data is None:
             raise UnknownDocumentError(self._unknown(doc_id))
         try:
-            manifest = json.loads(data.decode("utf-8"))
-        except ValueError as exc:  # JSONDecodeError and UnicodeDecodeError are ValueErrors
-            raise self.damaged(doc_id, f"its manifest is unreadable ({type(exc).__name__})") from exc
-        self._check(doc_id, manifest)
+            manifest = Manifest.model_validate_json(data)
+        except ValueError as exc:  # pydantic's ValidationError, bad JSON and bad UTF-8 are ValueErrors
+            raise self.damaged(doc_id, f"its manifest is unreadable ({_why(exc)})") from exc
         if key is not None:
             self._cache[doc_id] = (key, manifest)
         return manifest
-
-    def _check(self, doc_id: str, manifest: Any) -> None:
-        if not isinstance(manifest, dict):
-            raise self.damaged(doc_id, "its manifest is not a JSON object")
-        files = [manifest.get("document_file"), (manifest.get("adapter") or {}).get("file")]
-        for name in files:
-            if name is not None and not (isinstance(name, str) and _OWN_FILE.fullmatch(name)):
-                raise self.damaged(doc_id, f"its manifest names a file that is not its own ({name!r})")
-        if not isinstance(files[0], str):
-            raise self.damaged(doc_id, "its manifest names no document file")
 
     def damaged(self, doc_id: str, why: str) -> DamagedMemoryError:
         """The error for a damaged record of ``doc_id`` (for callers that find other damage in it)."""
@@ -213,7 +201,7 @@ class AdapterBank:
 
     def text(self, doc_id: str) -> str:
         """The stored document of ``doc_id``."""
-        file = self._file(doc_id, self.manifest(doc_id)["document_file"])
+        file = self._file(doc_id, self.manifest(doc_id).document_file or "")
         try:
             return file.read_bytes().decode("utf-8")
         except FileNotFoundError:
@@ -225,7 +213,7 @@ class AdapterBank:
         """The adapter tensors of ``doc_id`` (None when it was stored without an adapter)."""
         from safetensors.torch import load_file
 
-        file = (self.manifest(doc_id).get("adapter") or {}).get("file")
+        file = self.manifest(doc_id).adapter_file
         if file is None:
             return None
         try:
@@ -331,27 +319,27 @@ class AdapterBank:
         except UnknownDocumentError:
             named: set[str] = set()
         else:
-            named = {MANIFEST, manifest["document_file"], (manifest.get("adapter") or {}).get("file")}
+            named = {MANIFEST, manifest.document_file, manifest.adapter_file}
         with contextlib.suppress(OSError):  # a read-only root prunes nothing, and loses nothing
             for path in folder.iterdir():
                 if path.name not in named:
                     path.unlink(missing_ok=True)
 
-    def save(self, doc_id: str, *, text: str, manifest: dict[str, Any], state: dict[str, Any] | None) -> None:
+    def save(self, doc_id: str, *, text: str, manifest: Manifest, state: dict[str, Any] | None) -> None:
         """Store a document: text and adapter under content names first, the manifest last (inside
         :meth:`transaction`, which commits it and prunes the earlier version's files)."""
         from safetensors.torch import save
 
         folder = self._dir(doc_id)
-        manifest = {"format": FORMAT, **manifest, "document_file": self._put(folder, "document", ".txt", text.encode())}
+        update: dict[str, Any] = {"document_file": self._put(folder, "document", ".txt", text.encode())}
         if state is not None:
             file = self._put(folder, "adapter", ".safetensors", save(state))
-            manifest["adapter"] = {**(manifest.get("adapter") or {}), "file": file}
-        self._write_manifest(doc_id, manifest)
+            update["adapter"] = {**(manifest.adapter or {}), "file": file}
+        self._write_manifest(doc_id, manifest.model_copy(update=update))
 
-    def _write_manifest(self, doc_id: str, manifest: dict[str, Any]) -> None:
+    def _write_manifest(self, doc_id: str, manifest: Manifest) -> None:
         assert self._writers.get(doc_id) == threading.get_ident(), "writes happen inside a transaction"
-        atomic_write(self._dir(doc_id) / MANIFEST, json.dumps(manifest, indent=2, sort_keys=True).encode("utf-8"))
+        atomic_write(self._dir(doc_id) / MANIFEST, manifest.to_json())
         self._cache.pop(doc_id, None)
 
     @staticmethod
@@ -361,9 +349,9 @@ class AdapterBank:
             atomic_write(folder / name, data)
         return name
 
-    def update_manifest(self, doc_id: str, **fields: Any) -> dict[str, Any]:
-        """Merge ``fields`` into the manifest of ``doc_id`` (inside :meth:`transaction`) and return the result."""
-        manifest = {**self.manifest(doc_id), **fields}
+    def update_manifest(self, doc_id: str, **fields: Any) -> Manifest:
+        """Set ``fields`` of the manifest of ``doc_id`` (inside :meth:`transaction`) and return the result."""
+        manifest = self.manifest(doc_id).model_copy(update=fields)
         self._write_manifest(doc_id, manifest)
         return manifest
 
@@ -386,7 +374,7 @@ class AdapterBank:
 
 
 def check_fits(
-    what: str, base: dict[str, Any], adapter: dict[str, Any] | None, live_base, live_adapter: dict, remedy: str
+    what: str, base: BaseIdentity, adapter: dict[str, Any] | None, live_base, live_adapter: dict, remedy: str
 ):
     """Refuse weights (a document's adapter, a starting point) described by a manifest's ``base`` and ``adapter``
     entries when they were trained on another base model, tokenizer or adapter layout than ``live_base`` (a
@@ -395,9 +383,9 @@ def check_fits(
     Raises:
         AdapterMismatchError: naming ``what`` and ending in ``remedy``.
     """
-    if base["fingerprint"] != live_base.fingerprint or base["tokenizer"] != live_base.tokenizer_fingerprint:
+    if base.fingerprint != live_base.fingerprint or base.tokenizer != live_base.tokenizer_fingerprint:
         raise AdapterMismatchError(
-            f"{what} was trained on base model {base['name']!r} (fingerprint {base['fingerprint']}), this memory "
+            f"{what} was trained on base model {base.name!r} (fingerprint {base.fingerprint}), this memory "
             f"runs {live_base.name!r} ({live_base.fingerprint}); {remedy}"
         )
     stored = {k: v for k, v in (adapter or {}).items() if k != "file"}
@@ -406,3 +394,14 @@ def check_fits(
             f"{what} has a {stored.get('kind')} adapter {stored.get('config')}, this memory uses "
             f"{live_adapter['kind']} {live_adapter['config']}; {remedy}"
         )
+
+
+def _why(exc: ValueError) -> str:
+    """What is wrong with a manifest, in a few words: pydantic's first error and where, or the decoder's error."""
+    from pydantic import ValidationError
+
+    if isinstance(exc, ValidationError):
+        error = exc.errors()[0]
+        where = ".".join(str(part) for part in error["loc"])
+        return (f"{where}: " if where else "") + error["msg"].removeprefix("Value error, ")
+    return type(exc).__name__

@@ -29,6 +29,26 @@ _DOC_CACHE = 8  # tokenized documents kept in RAM
 QUESTION_ROOM = 64  # tokens kept free for the question when deciding whether a document fits the window
 
 
+class LazyEngine:
+    """The :class:`Engine`, loaded on first call (listing or forgetting memories never loads the model)."""
+
+    def __init__(self, config: MemoryConfig, bank: AdapterBank, *, progress: bool = True) -> None:
+        self.config, self.bank, self.progress = config, bank, progress
+        self.loaded: Engine | None = None
+        self._lock = threading.Lock()
+
+    def __call__(self) -> Engine:
+        with self._lock:
+            if self.loaded is None:
+                self.loaded = Engine(self.config, self.bank, progress=self.progress)
+            return self.loaded
+
+    def forget(self, doc_id: str | None = None) -> None:
+        """Drop what the engine, if loaded, caches about ``doc_id`` (None: about every document)."""
+        if self.loaded is not None:
+            self.loaded.forget(doc_id)
+
+
 class Engine:
     """A base model with an adapter slot, answering from documents in ``bank``.
 
@@ -77,7 +97,7 @@ class Engine:
         """The stored text of ``doc_id``, tokenized (cached)."""
         from lift_memory.segment import tokenize
 
-        key = (doc_id, self.bank.manifest(doc_id)["document_file"])
+        key = (doc_id, self.bank.manifest(doc_id).document_file)
         doc = self._docs.get(key)
         if doc is None:
             doc = tokenize(self.bank.text(doc_id), self.tokenizer)
@@ -92,12 +112,12 @@ class Engine:
         return n_tokens + QUESTION_ROOM <= self.base.context_window - self.config.generation.max_new_tokens
 
     def has_adapter(self, doc_id: str) -> bool:
-        return bool(self.bank.manifest(doc_id).get("adapter"))
+        return self.bank.manifest(doc_id).adapter is not None
 
     def self_check(self, doc_id: str) -> float | None:
         """The score of ``doc_id``'s recall self-check (None: not checked)."""
-        found = self.bank.manifest(doc_id).get("self_check")
-        return None if found is None else found["score"]
+        found = self.bank.manifest(doc_id).self_check
+        return None if found is None else found.score
 
     def check_recall(self, text: str) -> dict[str, Any] | None:
         """Run the recall self-check on the adapter in the slot, just trained on ``text``; None: no probes."""
@@ -112,7 +132,7 @@ class Engine:
         return None if result is None else dataclasses.asdict(result)
 
     def fits_window(self, doc_id: str) -> bool:
-        return self.fits(self.bank.manifest(doc_id)["n_tokens"])
+        return self.fits(self.bank.manifest(doc_id).n_tokens)
 
     def forget(self, doc_id: str | None = None) -> None:
         """Drop anything cached about ``doc_id`` (None: about every document)."""

@@ -15,6 +15,7 @@ from typing import Any
 
 from lift_memory.bank import AdapterBank, check_fits
 from lift_memory.errors import AdapterMismatchError, ConfigError
+from lift_memory.manifest import BaseIdentity, Manifest
 
 START_FILE = "start.safetensors"
 START_MANIFEST = "prelift.json"
@@ -36,7 +37,7 @@ class AdapterSlot:
         if doc_id is None:
             return self.adapter.disabled()
         manifest = self.bank.manifest(doc_id)
-        key = (doc_id, (manifest.get("adapter") or {}).get("file"))
+        key = (doc_id, manifest.adapter_file)
         if key != self.loaded:
             state = self.states.get(key)
             if state is None:
@@ -52,12 +53,12 @@ class AdapterSlot:
             self.states.popitem(last=False)
         return contextlib.nullcontext()
 
-    def check(self, manifest: dict[str, Any]) -> None:
+    def check(self, manifest: Manifest) -> None:
         """Refuse a document's adapter trained on another base model, tokenizer or adapter layout."""
         check_fits(
-            repr(manifest["doc_id"]),
-            manifest["base"],
-            manifest.get("adapter"),
+            repr(manifest.doc_id),
+            manifest.base,
+            manifest.adapter,
             self.base,
             self.adapter.describe(),
             "open it with that model and adapter config, or memorize the document again",
@@ -68,11 +69,11 @@ class AdapterSlot:
         self.adapter.reset()
         self.loaded = None
 
-    def remember(self, doc_id: str, state: dict[str, Any] | None, manifest: dict[str, Any]) -> None:
+    def remember(self, doc_id: str, state: dict[str, Any] | None, manifest: Manifest) -> None:
         """Cache a freshly stored adapter state (it is what the slot holds after training)."""
         self.forget(doc_id)
         if state is not None:
-            self.loaded = (doc_id, manifest["adapter"]["file"])
+            self.loaded = (doc_id, manifest.adapter_file)
             self.states[self.loaded] = state
 
     def forget(self, doc_id: str | None = None) -> None:
@@ -100,7 +101,7 @@ class AdapterSlot:
             ) from exc
         check_fits(
             f"the starting point at {str(path)!r}",
-            manifest["base"],
+            BaseIdentity(**manifest["base"]),
             manifest["adapter"],
             self.base,
             self.adapter.describe(),

@@ -5,12 +5,18 @@ import torch
 
 from lift_memory.bank import AdapterBank
 from lift_memory.errors import DamagedMemoryError, InvalidIdError, UnknownDocumentError
+from lift_memory.manifest import Manifest
+
+
+def _manifest(doc_id, text="", **fields):
+    base = {"name": "m", "fingerprint": "f", "tokenizer": "t"}
+    return Manifest(doc_id=doc_id, doc_hash="h", n_chars=len(text), n_tokens=1, base=base, reason="test", **fields)
 
 
 def _save(bank, doc_id="d1", text="hello", value=1.0):
     state = {"w": torch.full((2, 2), value)}
     with bank.transaction(doc_id):
-        bank.save(doc_id, text=text, manifest={"doc_id": doc_id, "adapter": {"kind": "lora"}}, state=state)
+        bank.save(doc_id, text=text, manifest=_manifest(doc_id, text, adapter={"kind": "lora"}), state=state)
 
 
 def test_round_trip(tmp_path):
@@ -20,7 +26,8 @@ def test_round_trip(tmp_path):
     assert bank.text("d1") == "hello"
     assert torch.equal(bank.load_state("d1")["w"], torch.ones(2, 2))
     manifest = bank.manifest("d1")
-    assert manifest["format"] == 1 and manifest["adapter"]["file"].endswith(".safetensors")
+    assert manifest.format == 1 and manifest.adapter_file.endswith(".safetensors")
+    assert Manifest.model_validate_json((tmp_path / "docs" / "d1" / "manifest.json").read_bytes()) == manifest
 
 
 def test_replacing_leaves_only_the_new_files(tmp_path):
@@ -83,11 +90,11 @@ def test_readers_see_the_committed_memory_until_the_write_commits(tmp_path):
     bank, reader = AdapterBank(tmp_path), AdapterBank(tmp_path)  # as in two processes
     _save(bank, text="old", value=1.0)
     with bank.transaction("d1"):
-        bank.save("d1", text="new", manifest={"doc_id": "d1"}, state=None)
+        bank.save("d1", text="new", manifest=_manifest("d1"), state=None)
         assert bank.text("d1") == "new"  # the writer sees its own write
         assert reader.text("d1") == "old" and torch.equal(reader.load_state("d1")["w"], torch.ones(2, 2))
         with bank.transaction("d2"):
-            bank.save("d2", text="fresh", manifest={"doc_id": "d2"}, state=None)
+            bank.save("d2", text="fresh", manifest=_manifest("d2"), state=None)
             assert "d2" not in reader and reader.ids() == ["d1"]
     assert reader.text("d1") == "new" and reader.ids() == ["d1", "d2"]
     assert not list(tmp_path.rglob(".journal.json"))
@@ -101,12 +108,12 @@ def test_a_failed_transaction_rolls_back_everything_it_journaled(tmp_path):
     with pytest.raises(KeyboardInterrupt), bank.transaction("d1", undo=lambda d, u: undone.append((d, u))) as txn:
         txn.keep("index", {"ns": "before"})
         txn.keep("index", {"ns": "later"})  # the first record is the state before the transaction
-        bank.save("d1", text="new", manifest={"doc_id": "d1"}, state=None)
+        bank.save("d1", text="new", manifest=_manifest("d1"), state=None)
         raise KeyboardInterrupt
     assert undone == [("d1", {"index": {"ns": "before"}})]
     assert _files(tmp_path / "docs") == before
     with pytest.raises(RuntimeError), bank.transaction("d2"):
-        bank.save("d2", text="fresh", manifest={"doc_id": "d2"}, state=None)
+        bank.save("d2", text="fresh", manifest=_manifest("d2"), state=None)
         raise RuntimeError
     assert bank.ids() == ["d1"] and not (tmp_path / "docs" / "d2").exists()
 
@@ -117,7 +124,7 @@ def test_a_dead_writers_journal_is_rolled_back_by_the_next_process(tmp_path):
     before = _files(tmp_path / "docs")
     # What a writer killed after saving the new version but before committing leaves on disk:
     with bank.transaction("d1") as txn:
-        bank.save("d1", text="new", manifest={"doc_id": "d1"}, state=None)
+        bank.save("d1", text="new", manifest=_manifest("d1"), state=None)
         journal = (tmp_path / "docs" / "d1" / ".journal.json").read_bytes()
         left = _files(tmp_path / "docs")
     for name, data in left.items():
@@ -142,7 +149,7 @@ def test_a_second_writer_waits_for_the_lock_then_gives_up(tmp_path):
 
     def hold():
         with first.transaction("d1"):
-            first.save("d1", text="first", manifest={"doc_id": "d1"}, state=None)
+            first.save("d1", text="first", manifest=_manifest("d1"), state=None)
             inside.set()
             release.wait(10)
 
@@ -155,3 +162,17 @@ def test_a_second_writer_waits_for_the_lock_then_gives_up(tmp_path):
     release.set()
     holder.join()
     assert second.text("d1") == "first"
+
+
+def test_a_manifest_of_a_newer_format_or_missing_a_field_is_a_damaged_memory(tmp_path):
+    bank = AdapterBank(tmp_path)
+    _save(bank, doc_id="newer")
+    _save(bank, doc_id="partial")
+    path = tmp_path / "docs" / "newer" / "manifest.json"
+    path.write_text(path.read_text().replace('"format": 1', '"format": 7'))
+    with pytest.raises(DamagedMemoryError, match="format 7, written by a newer lift-memory"):
+        bank.manifest("newer")
+    path = tmp_path / "docs" / "partial" / "manifest.json"
+    path.write_text(path.read_text().replace('"doc_hash": "h",', ""))
+    with pytest.raises(DamagedMemoryError, match="doc_hash: Field required"):
+        bank.manifest("partial")

@@ -1,5 +1,8 @@
 from __future__ import annotations
 
+import gc
+import weakref
+
 import pytest
 from lift_test_helpers import TEXT, HashEmbedder
 
@@ -55,6 +58,27 @@ def test_namespaces_keep_documents_apart(memory):
     assert {h.doc_id for h in memory.retrieve("LOVELACE", namespace="team-b", k=10)} == {"b"}
 
 
+def test_the_same_text_memorized_into_another_namespace_moves_its_chunks(memory):
+    first = memory.memorize(TEXT, doc_id="d", namespace="team-a")
+    moved = memory.memorize(TEXT, doc_id="d", namespace="team-b")  # same text and settings: no retraining
+    store = memory.retriever.store
+    assert moved.namespace == "team-b" and moved.train == first.train
+    assert store.chunks("team-a", "d") == [] and store.count("team-a") == 0  # no orphans left behind
+    assert memory.retrieve("Lovelace", namespace="team-a") == []
+    assert memory.retrieve("Lovelace", namespace="team-b")[0].doc_id == "d"
+
+
+def test_rebuild_index_uses_the_configured_server(chroma_server, tmp_path, tiny_model_dir, fast_config):
+    config = fast_config.model_copy(update={"retrieval": RetrievalConfig(host="127.0.0.1", port=chroma_server)})
+    memory = LiftMemory(config, root=tmp_path / "m", model=str(tiny_model_dir), embedder=HashEmbedder(), progress=False)
+    memory.memorize(TEXT, doc_id="d", train=False)
+    n = memory.retriever.store.count("default")
+    assert n > 0 and not (tmp_path / "m" / "index" / "chroma").exists()  # the server holds the vectors
+    assert memory.rebuild_index() == {"default": n}
+    assert not (tmp_path / "m" / "index" / "chroma").exists()  # rebuilt on the server, not in a local database
+    assert memory.retrieve("Ada Lovelace")[0].doc_id == "d"
+
+
 def test_a_store_that_is_down_loses_nothing(tmp_path, tiny_model_dir, fast_config):
     config = fast_config.model_copy(update={"retrieval": RetrievalConfig(host="127.0.0.1", port=9)})
     memory = LiftMemory(config, root=tmp_path / "m", model=str(tiny_model_dir), embedder=HashEmbedder(), progress=False)
@@ -67,6 +91,21 @@ def test_a_store_that_is_down_loses_nothing(tmp_path, tiny_model_dir, fast_confi
     assert memory.get("kept") == before and memory.bank.text("kept") == TEXT
     assert [r.doc_id for r in memory.list()] == ["kept"]
     assert isinstance(MemoryConfig().retrieval, RetrievalConfig)
+
+
+def test_a_memory_dropped_without_close_is_freed_at_once(tmp_path, tiny_model_dir, fast_config):
+    """No reference cycles: the last reference going frees the memory and its index (the CLI and scripts rely on
+    it, so that another process may open the embedded index right after)."""
+    memory = LiftMemory(fast_config, root=tmp_path, model=str(tiny_model_dir), embedder=HashEmbedder(), progress=False)
+    memory.memorize(TEXT, doc_id="d")
+    assert memory.ask("Ada Lovelace", "d", max_new_tokens=2).snippets
+    store, freed = weakref.ref(memory.retriever.store), weakref.ref(memory)
+    gc.disable()  # only reference counting may free it
+    try:
+        del memory
+        assert freed() is None and store() is None
+    finally:
+        gc.enable()
 
 
 def test_rebuild_index(memory):

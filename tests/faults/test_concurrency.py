@@ -38,7 +38,7 @@ def assert_consistent(memory) -> None:
         text = memory.bank.text(record.doc_id)
         assert hashlib.sha256(text.encode()).hexdigest() == record.doc_hash
         manifest = memory.bank.manifest(record.doc_id)
-        named = {"manifest.json", manifest["document_file"], (manifest.get("adapter") or {}).get("file")} - {None}
+        named = {"manifest.json", manifest.document_file, manifest.adapter_file} - {None}
         assert {p.name for p in (memory.root / "docs" / record.doc_id).iterdir()} == named
         store = memory.retriever.store
         if record.indexed:

@@ -64,7 +64,7 @@ def test_call_time_arguments_are_validated_like_the_configuration(case, tmp_path
         CALLS[case](memory)
     one_line(caught.value)
     if case.startswith(("ask", "retrieve")) and "mode" not in case:
-        assert memory._engine is None and memory._retriever is None  # refused before loading anything
+        assert memory._engine.loaded is None and not memory.retrieval.opened  # refused before loading anything
 
 
 @pytest.mark.parametrize("flags", [["--k", "0"], ["--max-new-tokens", "-1"], ["--k", "many"]])

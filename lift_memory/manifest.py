@@ -1,0 +1,126 @@
+"""The manifest: what is stored about one memorized document, on disk as ``manifest.json``.
+
+A versioned pydantic model. The bank reads and writes it (and refuses one that does not validate, as a damaged
+memory); the memorize path builds it; :meth:`Manifest.record` is the public :class:`MemoryRecord` view.
+Format 1 is the only one so far; a manifest of a later format is refused with a message naming the cause.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import re
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict, Field, field_validator
+
+from lift_memory.types import MemoryRecord, SelfCheck, TrainStats, Usage
+
+FORMAT = 1
+OWN_FILE = re.compile(r"(document-[0-9a-f]{16}\.txt|adapter-[0-9a-f]{16}\.safetensors)")
+"""The only file names a manifest may name: its own content-named files, never a path."""
+
+
+class BaseIdentity(BaseModel):
+    """The base model a memory was made with (an adapter loads only onto the same model and tokenizer)."""
+
+    model_config = ConfigDict(frozen=True)
+
+    name: str
+    fingerprint: str
+    tokenizer: str
+
+
+class Manifest(BaseModel):
+    """One memorized document: its text's identity, how it was trained (or why not), where it is indexed."""
+
+    model_config = ConfigDict(frozen=True, extra="ignore")
+
+    format: int = FORMAT
+    doc_id: str
+    title: str | None = None
+    doc_hash: str
+    n_chars: int
+    n_tokens: int
+    created: str = Field(default_factory=lambda: dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"))
+    base: BaseIdentity
+    indexed: bool = False
+    namespace: str | None = None
+    """The retrieval namespace its chunks are indexed in (when ``indexed``)."""
+    trained: bool = False
+    reason: str
+    adapter: dict[str, Any] | None = None
+    """``Adapter.describe()`` and, once stored, ``file``; None without an adapter."""
+    train: TrainStats | None = None
+    tasks: dict[str, int] = Field(default_factory=dict)
+    synthesis: dict[str, Any] | None = None
+    start: dict[str, Any] | None = None
+    """The pre-LIFT starting point its adapter trained from."""
+    settings: dict[str, Any] = Field(default_factory=dict)
+    """What besides the text and the base model determined it (memorizing again with the same is a no-op)."""
+    usage: Usage | None = None
+    self_check: SelfCheck | None = None
+    document_file: str | None = None
+    """Set by the bank when it stores the text."""
+
+    @field_validator("format")
+    @classmethod
+    def _known_format(cls, value: int) -> int:
+        if value > FORMAT:
+            raise ValueError(f"it has format {value}, written by a newer lift-memory (this one reads {FORMAT})")
+        return value
+
+    @field_validator("document_file")
+    @classmethod
+    def _own_document(cls, name: str | None) -> str | None:
+        return _own(name)
+
+    @field_validator("adapter")
+    @classmethod
+    def _own_adapter(cls, adapter: dict[str, Any] | None) -> dict[str, Any] | None:
+        if adapter is not None:
+            _own(adapter.get("file"))
+        return adapter
+
+    @property
+    def adapter_file(self) -> str | None:
+        return (self.adapter or {}).get("file")
+
+    def same_memory(self, digest: str, fingerprint: str, settings: dict[str, Any]) -> bool:
+        """Whether this already holds ``digest``'s text, trained on this base model with these settings."""
+        return self.doc_hash == digest and self.base.fingerprint == fingerprint and self.settings == settings
+
+    def to_json(self) -> bytes:
+        return self.model_dump_json(indent=2).encode("utf-8")
+
+    def record(self) -> MemoryRecord:
+        """The public :class:`MemoryRecord` view."""
+        return MemoryRecord(
+            doc_id=self.doc_id,
+            title=self.title,
+            doc_hash=self.doc_hash,
+            n_chars=self.n_chars,
+            n_tokens=self.n_tokens,
+            base_model=self.base.name,
+            adapter=self.adapter,
+            trained=self.trained,
+            reason=self.reason,
+            created=self.created,
+            train=self.train,
+            tasks=dict(self.tasks),
+            indexed=self.indexed,
+            namespace=self.namespace,
+            usage=self.usage,
+            self_check=self.self_check,
+            extra={
+                "base": self.base.model_dump(),
+                "settings": self.settings,
+                "synthesis": self.synthesis,
+                "start": self.start,
+            },
+        )
+
+
+def _own(name: Any) -> Any:
+    if name is not None and not (isinstance(name, str) and OWN_FILE.fullmatch(name)):
+        raise ValueError(f"it names a file that is not its own ({name!r})")
+    return name
