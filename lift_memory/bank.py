@@ -39,7 +39,6 @@ from pathlib import Path
 from typing import Any
 
 from lift_memory.errors import (
-    AdapterMismatchError,
     DamagedMemoryError,
     DocumentBusyError,
     UnknownDocumentError,
@@ -47,7 +46,7 @@ from lift_memory.errors import (
 )
 from lift_memory.files import atomic_write, locked, storage_errors
 from lift_memory.ids import validate_id
-from lift_memory.manifest import FORMAT, BaseIdentity, Manifest
+from lift_memory.manifest import FORMAT, Manifest
 
 MANIFEST = "manifest.json"
 JOURNAL = ".journal.json"
@@ -371,29 +370,6 @@ class AdapterBank:
         shutil.rmtree(trash, ignore_errors=True)
         for stale in self.docs.glob(".trash-*"):  # left by a process killed while deleting
             shutil.rmtree(stale, ignore_errors=True)
-
-
-def check_fits(
-    what: str, base: BaseIdentity, adapter: dict[str, Any] | None, live_base, live_adapter: dict, remedy: str
-):
-    """Refuse weights (a document's adapter, a starting point) described by a manifest's ``base`` and ``adapter``
-    entries when they were trained on another base model, tokenizer or adapter layout than ``live_base`` (a
-    loaded model) and ``live_adapter`` (``Adapter.describe()``). The one compatibility check for every reader.
-
-    Raises:
-        AdapterMismatchError: naming ``what`` and ending in ``remedy``.
-    """
-    if base.fingerprint != live_base.fingerprint or base.tokenizer != live_base.tokenizer_fingerprint:
-        raise AdapterMismatchError(
-            f"{what} was trained on base model {base.name!r} (fingerprint {base.fingerprint}), this memory "
-            f"runs {live_base.name!r} ({live_base.fingerprint}); {remedy}"
-        )
-    stored = {k: v for k, v in (adapter or {}).items() if k != "file"}
-    if stored and stored != live_adapter:
-        raise AdapterMismatchError(
-            f"{what} has a {stored.get('kind')} adapter {stored.get('config')}, this memory uses "
-            f"{live_adapter['kind']} {live_adapter['config']}; {remedy}"
-        )
 
 
 def _why(exc: ValueError) -> str:

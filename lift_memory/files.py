@@ -125,3 +125,26 @@ def file_digest(path: Path) -> str:
     with contextlib.suppress(OSError):
         atomic_write(index, json.dumps(known, indent=1).encode("utf-8"))
     return known[key]["sha256"]
+
+
+def write_folder(folder: Path, fill, *, overwrite: bool = False) -> Path:
+    """Make ``folder`` by ``fill(tmp)`` into a temporary sibling renamed into place, so it appears whole or not at
+    all; an existing ``folder`` is a :class:`ConfigError` unless ``overwrite``. Returns ``folder``."""
+    import shutil
+    import uuid
+
+    from lift_memory.errors import ConfigError
+
+    if folder.exists() and not overwrite:
+        raise ConfigError(f"{str(folder)!r} exists; choose another folder or pass overwrite=True (CLI: --overwrite)")
+    tmp = folder.with_name(f".{folder.name}.tmp-{uuid.uuid4().hex[:12]}")
+    try:
+        with storage_errors(f"the folder {folder}"):
+            tmp.mkdir(parents=True)
+            fill(tmp)
+            if folder.exists():
+                shutil.rmtree(folder)
+            os.replace(tmp, folder)
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+    return folder

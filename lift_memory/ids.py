@@ -61,3 +61,11 @@ def document_hash(text: str) -> str:
 def default_doc_id(text: str) -> str:
     """The id a document gets when the caller names none: derived from its content."""
     return f"doc-{document_hash(text)[:12]}"
+
+
+def nonempty(name: str, value: object) -> None:
+    """Refuse anything but a non-empty string (a question, a query) with a :class:`ConfigError`."""
+    if not isinstance(value, str) or not value.strip():
+        from lift_memory.errors import ConfigError
+
+        raise ConfigError(f"{name} must be a non-empty string, got {value!r:.40}")

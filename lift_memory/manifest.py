@@ -1,7 +1,8 @@
 """The manifest: what is stored about one memorized document, on disk as ``manifest.json``.
 
 A versioned pydantic model. The bank reads and writes it (and refuses one that does not validate, as a damaged
-memory); the memorize path builds it; :meth:`Manifest.record` is the public :class:`MemoryRecord` view.
+memory); the memorize path builds it; :meth:`Manifest.record` is the public :class:`MemoryRecord` view;
+:func:`check_fits` is the one compatibility check of stored weights against a loaded model.
 Format 1 is the only one so far; a manifest of a later format is refused with a message naming the cause.
 """
 
@@ -13,6 +14,7 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
+from lift_memory.errors import AdapterMismatchError
 from lift_memory.types import MemoryRecord, SelfCheck, TrainStats, Usage
 
 FORMAT = 1
@@ -117,6 +119,29 @@ class Manifest(BaseModel):
                 "synthesis": self.synthesis,
                 "start": self.start,
             },
+        )
+
+
+def check_fits(
+    what: str, base: BaseIdentity, adapter: dict[str, Any] | None, live_base, live_adapter: dict, remedy: str
+):
+    """Refuse weights (a document's adapter, a starting point) described by a manifest's ``base`` and ``adapter``
+    entries when they were trained on another base model, tokenizer or adapter layout than ``live_base`` (a
+    loaded model) and ``live_adapter`` (``Adapter.describe()``). The one compatibility check for every reader.
+
+    Raises:
+        AdapterMismatchError: naming ``what`` and ending in ``remedy``.
+    """
+    if base.fingerprint != live_base.fingerprint or base.tokenizer != live_base.tokenizer_fingerprint:
+        raise AdapterMismatchError(
+            f"{what} was trained on base model {base.name!r} (fingerprint {base.fingerprint}), this memory "
+            f"runs {live_base.name!r} ({live_base.fingerprint}); {remedy}"
+        )
+    stored = {k: v for k, v in (adapter or {}).items() if k != "file"}
+    if stored and stored != live_adapter:
+        raise AdapterMismatchError(
+            f"{what} has a {stored.get('kind')} adapter {stored.get('config')}, this memory uses "
+            f"{live_adapter['kind']} {live_adapter['config']}; {remedy}"
         )
 
 

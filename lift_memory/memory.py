@@ -24,31 +24,11 @@ from lift_memory.bank import AdapterBank
 from lift_memory.config import MemoryConfig
 from lift_memory.engine import LazyEngine
 from lift_memory.errors import ConfigError, DamagedMemoryError
-from lift_memory.ids import document_hash, document_text, validate_id
+from lift_memory.ids import document_hash, document_text, nonempty, validate_id
 from lift_memory.jobs import Job
 from lift_memory.memorizer import Memorizer
 from lift_memory.retrieval.factory import Retrieval
 from lift_memory.types import Answer, MemoryRecord, Snippet
-
-
-def default_root() -> Path:
-    """``$LIFT_MEMORY_HOME``, else the user data folder (platformdirs: ``~/.local/share/lift-memory`` on Linux,
-    following ``$XDG_DATA_HOME``)."""
-    if env := os.environ.get("LIFT_MEMORY_HOME"):
-        return Path(env).expanduser()
-    from platformdirs import user_data_path
-
-    return user_data_path("lift-memory", appauthor=False)
-
-
-class _BoundRetriever:
-    """The hybrid retriever bound to one namespace: the router's ``Retriever`` protocol."""
-
-    def __init__(self, memory: LiftMemory, namespace: str) -> None:
-        self.memory, self.namespace = memory, namespace
-
-    def retrieve(self, query: str, doc_ids: Sequence[str] | None, k: int) -> list[Snippet]:
-        return self.memory.retrieve(query, doc_ids, namespace=self.namespace, k=k)
 
 
 class LiftMemory:
@@ -88,7 +68,7 @@ class LiftMemory:
         config = config or MemoryConfig()
         if model is not None:
             config = config.model_copy(update={"model": config.model.model_copy(update={"name": model})})
-        self.root = Path(root if root is not None else config.root or default_root()).expanduser()
+        self.root = Path(root if root is not None else config.root or settings.default_root()).expanduser()
         self.config = settings.reconcile(config, settings.load(self.root), self.root)  # the folder remembers
         self.bank = AdapterBank(self.root, lock_timeout=config.lock_timeout)
         self.progress = progress
@@ -203,12 +183,12 @@ class LiftMemory:
         from lift_memory.router import Router
 
         r = self.config.retrieval
-        retriever = _BoundRetriever(self, validate_id(namespace or r.namespace, "namespace")) if r.enabled else None
+        retriever = self.retrieval.bound(validate_id(namespace or r.namespace, "namespace")) if r.enabled else None
         return Router(retriever, self.engine, k=k or r.k)
 
     def _plan(self, question: str, doc_id: str | None, mode: str, namespace: str | None, k: int | None):
         self.memorizer.recover()
-        _nonempty("question", question)
+        nonempty("question", question)
         k = self.config.retrieval.updated(k=k).k
         if doc_id is not None:
             self.bank.manifest(doc_id)  # unknown, unsafe or damaged ids fail here, before any model is loaded
@@ -294,7 +274,9 @@ class LiftMemory:
         generation = {"max_new_tokens": max_new_tokens, "temperature": temperature, "max_seconds": max_seconds}
         generation["stop"] = None if stop is None else tuple(stop)
         self.config.generation.updated(**generation)  # checked before anything loads
-        turns = _turns(history)
+        from lift_memory.prompt import check_history
+
+        turns = check_history(history)
         plan = self._plan(question, doc_id, mode, namespace, k)
         return self.engine.stream(question, plan, turns, **generation)
 
@@ -351,7 +333,7 @@ class LiftMemory:
         r = self.config.retrieval
         namespace = validate_id(namespace or r.namespace, "namespace")
         k = r.updated(k=k).k
-        _nonempty("query", query)
+        nonempty("query", query)
         doc_ids = None if doc_ids is None else [validate_id(d) for d in doc_ids]
         return self.retrieval.retrieve(query, namespace, k, doc_ids)
 
@@ -372,30 +354,12 @@ class LiftMemory:
             ConfigError: the document has no adapter (it was read in context), its adapter is Gated Memory (which
                 stays in lift-memory's own format), or ``folder`` exists and ``overwrite`` is False.
         """
-        import shutil
-        import uuid
-
-        from lift_memory.files import storage_errors
+        from lift_memory.files import write_folder
 
         self.memorizer.recover()
         if self.bank.manifest(doc_id).adapter is None:
             raise ConfigError(f"{doc_id!r} was stored without an adapter (read in context): there is nothing to export")
-        folder = Path(folder).expanduser()
-        if folder.exists() and not overwrite:
-            raise ConfigError(
-                f"{str(folder)!r} exists; choose another folder or pass overwrite=True (CLI: --overwrite)"
-            )
-        tmp = folder.with_name(f".{folder.name}.tmp-{uuid.uuid4().hex[:12]}")
-        try:
-            with storage_errors(f"the export folder {folder}"):
-                tmp.mkdir(parents=True)
-                self.engine.export(doc_id, tmp)
-                if folder.exists():
-                    shutil.rmtree(folder)
-                os.replace(tmp, folder)
-        finally:
-            shutil.rmtree(tmp, ignore_errors=True)
-        return folder
+        return write_folder(Path(folder).expanduser(), lambda tmp: self.engine.export(doc_id, tmp), overwrite=overwrite)
 
     def get(self, doc_id: str) -> MemoryRecord:
         """The stored record of ``doc_id``."""
@@ -434,21 +398,3 @@ class LiftMemory:
         self.background.cancel(doc_id)
         self.memorizer.forget(doc_id)
         self.background.book.remove(doc_id)
-
-
-def _nonempty(name: str, value: Any) -> None:
-    if not isinstance(value, str) or not value.strip():
-        raise ConfigError(f"{name} must be a non-empty string, got {value!r:.40}")
-
-
-_ROLES = ("system", "user", "assistant")
-
-
-def _turns(history: Sequence[tuple[str, str]] | None) -> tuple[tuple[str, str], ...]:
-    """``history`` checked: (role, text) pairs with a known role."""
-    turns = []
-    for turn in history or ():
-        if not (isinstance(turn, Sequence) and len(turn) == 2 and turn[0] in _ROLES and isinstance(turn[1], str)):
-            raise ConfigError(f"history turns are (role, text) pairs with a role in {_ROLES}, got {turn!r:.60}")
-        turns.append((turn[0], turn[1]))
-    return tuple(turns)

@@ -216,3 +216,16 @@ def fit(
             return Prompt(ids, context, max(0, len(ids) - bare))
         # Re-tokenizing joined pieces can merge or split tokens at the seams: shrink by the excess and retry.
         budget -= len(ids) - limit
+
+
+ROLES = ("system", "user", "assistant")
+
+
+def check_history(history: Sequence[tuple[str, str]] | None) -> tuple[tuple[str, str], ...]:
+    """``history`` checked: (role, text) pairs with a known role."""
+    turns = []
+    for turn in history or ():
+        if not (isinstance(turn, Sequence) and len(turn) == 2 and turn[0] in ROLES and isinstance(turn[1], str)):
+            raise ConfigError(f"history turns are (role, text) pairs with a role in {ROLES}, got {turn!r:.60}")
+        turns.append((turn[0], turn[1]))
+    return tuple(turns)

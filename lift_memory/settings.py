@@ -12,6 +12,7 @@ This module knows configs and one JSON file; nothing about models, adapters or s
 from __future__ import annotations
 
 import json
+import os
 from pathlib import Path
 from typing import Any
 
@@ -27,6 +28,16 @@ REMEMBERED: dict[str, tuple[str, ...] | None] = {
     "retrieval": ("enabled", "embedder", "chunk_size", "chunk_overlap", "host", "port"),
 }
 """Per config section, the fields a folder remembers (None: all of them)."""
+
+
+def default_root() -> Path:
+    """``$LIFT_MEMORY_HOME``, else the user data folder (platformdirs: ``~/.local/share/lift-memory`` on Linux,
+    following ``$XDG_DATA_HOME``)."""
+    if env := os.environ.get("LIFT_MEMORY_HOME"):
+        return Path(env).expanduser()
+    from platformdirs import user_data_path
+
+    return user_data_path("lift-memory", appauthor=False)
 
 
 def remembered(config: MemoryConfig) -> dict[str, Any]:

@@ -13,9 +13,9 @@ from collections import OrderedDict
 from pathlib import Path
 from typing import Any
 
-from lift_memory.bank import AdapterBank, check_fits
+from lift_memory.bank import AdapterBank
 from lift_memory.errors import AdapterMismatchError, ConfigError
-from lift_memory.manifest import BaseIdentity, Manifest
+from lift_memory.manifest import BaseIdentity, Manifest, check_fits
 
 START_FILE = "start.safetensors"
 START_MANIFEST = "prelift.json"

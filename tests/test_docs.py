@@ -147,7 +147,7 @@ class PageRun:
             time.sleep(0.2)
 
     def _toml(self, block: Block) -> None:
-        from lift_memory.cli import _toml
+        from lift_memory.cli.common import toml as _toml
 
         _toml().loads(block.code)
 

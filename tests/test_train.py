@@ -10,7 +10,8 @@ from lift_memory.config import LoraAdapterConfig, TrainConfig
 from lift_memory.errors import ConfigError
 from lift_memory.models import load_model
 from lift_memory.train.collate import IGNORE, collate, plan_batches
-from lift_memory.train.loop import Trainer, task_losses
+from lift_memory.train.loop import Trainer
+from lift_memory.train.losses import task_losses
 from lift_memory.types import TrainingExample
 
 

@@ -8,15 +8,19 @@ shown; :meth:`Retrieval.rebuild` re-creates the whole index from the stored docu
 
 from __future__ import annotations
 
+import os
 import threading
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from pathlib import Path
 from typing import Any
 
 from lift_memory.bank import AdapterBank
 from lift_memory.config import RetrievalConfig
 from lift_memory.errors import DamagedMemoryError, LiftMemoryError, StoreCorruptedError
+from lift_memory.files import storage_errors
 from lift_memory.manifest import Manifest
+from lift_memory.retrieval.chunking import Chunk
+from lift_memory.retrieval.embeddings import Embedder
 from lift_memory.types import Snippet
 
 
@@ -95,6 +99,10 @@ class Retrieval:
                 manifests[doc_id] = None
         return [hit for hit in hits if self._current(namespace, hit, manifests[hit.doc_id])][:k]
 
+    def bound(self, namespace: str) -> _Bound:
+        """This retrieval bound to ``namespace``: the router's ``Retriever``."""
+        return _Bound(self, namespace)
+
     def _check_index(self, namespace: str) -> None:
         """Raise :class:`StoreCorruptedError` if the index lacks what the bank says is indexed in ``namespace``
         (a deleted or damaged chunk log or database): retrieval would otherwise find nothing, silently. Checked
@@ -139,8 +147,6 @@ class Retrieval:
     def rebuild(self) -> dict[str, int]:
         """Re-create the whole index (Chroma, chunk logs, BM25) from the stored documents, on the configured
         server or in the embedded database; returns chunks per namespace. Damaged memories are skipped."""
-        from lift_memory.retrieval.store import rebuild_store
-
         documents = []
         for doc_id in self.bank.ids():
             try:
@@ -153,3 +159,50 @@ class Retrieval:
         self.close()
         r = self.config
         return rebuild_store(self.root / "index", documents, embedder=self.embedder(), host=r.host, port=r.port)
+
+
+class _Bound:
+    def __init__(self, retrieval: Retrieval, namespace: str) -> None:
+        self.retrieval, self.namespace = retrieval, namespace
+
+    def retrieve(self, query: str, doc_ids: Sequence[str] | None, k: int) -> list[Snippet]:
+        return self.retrieval.retrieve(query, self.namespace, k, doc_ids)
+
+
+def rebuild_store(
+    path: str | Path,
+    documents: Iterable[tuple[str, str, str, Sequence[Chunk]]],
+    *,
+    embedder: Embedder | None = None,
+    host: str | None = None,
+    port: int = 8000,
+) -> dict[str, int]:
+    """Re-create everything under ``path`` (and the collections on a server) from the stored documents:
+    ``documents`` yields (namespace, doc_id, doc_hash, chunks). Returns chunks per namespace.
+
+    An embedded database that cannot be opened is first moved aside to ``chroma.damaged-<time>`` (nothing is
+    deleted).
+    """
+    from lift_memory.retrieval.store import ChromaStore
+
+    path = Path(path).expanduser()
+    try:
+        store = ChromaStore(path, embedder=embedder, host=host, port=port)
+    except StoreCorruptedError:
+        import time
+
+        with storage_errors(f"the index {path}"):
+            if host is None:
+                os.replace(path / "chroma", path / f"chroma.damaged-{time.time_ns()}")
+            else:
+                (path / "folder-id").unlink(missing_ok=True)  # collections under a new id are made below
+        store = ChromaStore(path, embedder=embedder, host=host, port=port)
+    try:
+        documents = list(documents)
+        store.clear({namespace for namespace, *_ in documents})
+        done: dict[str, int] = {}
+        for namespace, doc_id, doc_hash, chunks in documents:
+            done[namespace] = done.get(namespace, 0) + store.add(namespace, doc_id, chunks, doc_hash=doc_hash)
+        return done
+    finally:
+        store.close()

@@ -8,7 +8,8 @@ It stops on the first of: step, token or time budget, a loss plateau, or a callb
 Examples come from a sequence (the same every epoch) or from an :class:`ExampleSource`, asked once per epoch,
 so sources can resample contextualized examples or add tasks that arrived while training ran.
 
-The trainer knows parameters and examples; it knows nothing about adapters, documents or files.
+The loss lives in :mod:`lift_memory.train.losses`. The trainer knows parameters and examples; it knows nothing about
+adapters, documents or files.
 """
 
 from __future__ import annotations
@@ -24,6 +25,7 @@ from lift_memory.config import TrainConfig
 from lift_memory.errors import ConfigError
 from lift_memory.forward import Checkpointing, run, split_head
 from lift_memory.train.collate import IGNORE, Batch, collate, plan_batches
+from lift_memory.train.losses import next_token_targets, sliced_sums, task_counts, task_scale, task_sums
 from lift_memory.types import TrainingExample, TrainStats
 
 
@@ -90,71 +92,6 @@ class _Plateau:
         else:
             self.since += 1
         return self.patience is not None and self.since >= self.patience
-
-
-def next_token_targets(labels):
-    """(B, T) targets: position t predicts label t+1 (``IGNORE`` past the end). Shifting the labels instead of
-    slicing the logits avoids copying the (large) logits."""
-    import torch
-
-    return torch.cat([labels[:, 1:], labels.new_full((labels.size(0), 1), IGNORE)], dim=1)
-
-
-def task_sums(logits, targets, tasks, k: int):
-    """Per-task sums of token losses, and per-task token counts.
-
-    Args:
-        logits: (B, T, V) next-token logits.
-        targets: (B, T) the token each position predicts (:func:`next_token_targets`), ``IGNORE`` where no
-            loss is taken.
-        tasks: (B,) task index of each row.
-        k: number of tasks.
-
-    Returns:
-        (sums (K,), counts (K,)).
-    """
-    import torch
-    import torch.nn.functional as F
-
-    flat = F.cross_entropy(
-        logits.reshape(-1, logits.size(-1)).float(), targets.reshape(-1), ignore_index=IGNORE, reduction="none"
-    )
-    valid = targets.reshape(-1) != IGNORE
-    row_task = tasks[:, None].expand_as(targets).reshape(-1)[valid]  # (N,)
-    sums = torch.zeros(k, device=flat.device).index_add_(0, row_task, flat[valid])
-    counts = torch.zeros(k, device=flat.device).index_add_(0, row_task, torch.ones_like(flat[valid]))
-    return sums, counts
-
-
-def task_counts(labels, tasks, k: int):
-    """Per-task counts of the tokens that carry a loss, (K,), without running the model."""
-    import torch
-
-    valid = (labels[:, 1:] != IGNORE).sum(1).float()  # (B,)
-    return torch.zeros(k, device=labels.device).index_add_(0, tasks, valid)
-
-
-def task_losses(logits, labels, tasks, weights):
-    """Weighted mean over tasks of each task's mean token loss.
-
-    Args:
-        logits: (B, T, V) next-token logits.
-        labels: (B, T) target ids, ``IGNORE`` where no loss is taken (unshifted, as in transformers).
-        tasks: (B,) task index of each row.
-        weights: (K,) weight of each task.
-
-    Returns:
-        (loss, per-task mean losses (K,), per-task token counts (K,)).
-    """
-    sums, counts = task_sums(logits, next_token_targets(labels), tasks, weights.numel())
-    return (sums * task_scale(weights, counts)).sum(), (sums / counts.clamp(min=1)).detach(), counts
-
-
-def task_scale(weights, counts):
-    """(K,) factors with loss = sum_k scale_k * sums_k: the weighted mean, over the tasks that have tokens, of
-    each task's mean token loss (``weights`` and token ``counts`` both (K,))."""
-    w = weights * (counts > 0)
-    return w / counts.clamp(min=1) / w.sum().clamp(min=1e-12)
 
 
 def split_micro(group: Sequence[TrainingExample], micro_tokens: int | None) -> list[list[TrainingExample]]:
@@ -387,7 +324,7 @@ class Trainer:
         if ckpt is not None:
             ckpt.use(c.checkpoint_activations == "always" or long)
         if long and ckpt is not None and (parts := split_head(self.model)) is not None:
-            return _sliced_sums(parts, batch, targets, first, k, c.micro_batch_tokens // batch.input_ids.size(0))
+            return sliced_sums(parts, batch, targets, first, k, c.micro_batch_tokens // batch.input_ids.size(0))
         keep = targets.size(1) - first
         logits, _ = run(self.model, batch.input_ids, attention_mask=batch.attention_mask, keep=keep)
         return task_sums(logits, targets[:, first:], batch.tasks, k)[0]
@@ -403,25 +340,6 @@ class Trainer:
         if plateaued and info.step > c.warmup_steps:
             return "plateau"
         return ""
-
-
-def _sliced_sums(parts, batch: Batch, targets, first: int, k: int, width: int):
-    """Per-task loss sums of a long pass, the head and loss run ``width`` positions at a time, each slice
-    checkpointed: only the decoder's hidden states stay alive, never the (tokens x vocabulary) logits."""
-    import torch
-    from torch.utils.checkpoint import checkpoint
-
-    decoder, head = parts
-    hidden = decoder(input_ids=batch.input_ids, attention_mask=batch.attention_mask, use_cache=False)[0]  # (B,T,H)
-
-    def slice_sums(h, y):
-        return task_sums(head(h), y, batch.tasks, k)[0]
-
-    sums = torch.zeros(k, device=hidden.device)
-    for start in range(first, targets.size(1), max(1, width)):
-        end = start + max(1, width)
-        sums = sums + checkpoint(slice_sums, hidden[:, start:end], targets[:, start:end], use_reentrant=False)
-    return sums
 
 
 def _to(batch: Batch, device) -> Batch:

@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+import os
 import subprocess
 import sys
 import time
@@ -10,7 +11,8 @@ from lift_test_helpers import TEXT, HashEmbedder, free_port, make_tokenizer
 
 from lift_memory.errors import InvalidIdError, StoreCorruptedError, StoreLockedError, StoreUnavailableError
 from lift_memory.retrieval.chunking import chunk_document
-from lift_memory.retrieval.store import ChromaStore, rebuild_store
+from lift_memory.retrieval.factory import rebuild_store
+from lift_memory.retrieval.store import ChromaStore
 
 
 def _chunks(doc_id="d1", text=TEXT):
@@ -126,3 +128,11 @@ def test_an_unreachable_server_is_a_typed_error_after_bounded_retries(tmp_path):
     with pytest.raises(StoreUnavailableError, match="unreachable after 3 attempts"):
         ChromaStore(tmp_path, host="127.0.0.1", port=free_port(), embedder=HashEmbedder())
     assert time.monotonic() - started < 15
+
+
+def test_chroma_telemetry_is_off_and_the_environment_left_alone(monkeypatch, tmp_path):
+    monkeypatch.delenv("ANONYMIZED_TELEMETRY", raising=False)
+    for store in (ChromaStore(embedder=HashEmbedder()), ChromaStore(tmp_path, embedder=HashEmbedder())):
+        assert store._client.get_settings().anonymized_telemetry is False
+        store.close()
+    assert "ANONYMIZED_TELEMETRY" not in os.environ  # no process-wide side effect
