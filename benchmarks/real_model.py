@@ -33,10 +33,12 @@ import tempfile
 import time
 from unittest import mock
 
+from lift_memory.router import ROUTES
+
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 
 MODEL = "smollm2-135m-instruct"
-MODES = ("icl", "lift", "rag", "hybrid", "auto")
+MODES = (*ROUTES, "auto")
 UNRELATED = (
     "Bread has been made for at least thirty thousand years. Early bakers ground wild grains between stones, "
     "mixed the flour with water and cooked the paste on hot rocks. Leavened bread came later, when wild yeasts "

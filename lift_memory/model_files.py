@@ -131,22 +131,18 @@ def _convert(path: Path, out: Path, *, progress: bool) -> None:
     """Dequantize ``path`` with transformers, rebuild a plain model from its config and save both halves."""
     import torch
     from transformers import AutoConfig, AutoModelForCausalLM, AutoTokenizer
-    from transformers.utils import logging as hf_logging
+
+    from lift_memory.progress import quiet_transformers
 
     folder, name = str(path.parent), path.name
-    was_enabled = hf_logging.is_progress_bar_enabled()
-    if not progress:
-        hf_logging.disable_progress_bar()
     try:
-        tokenizer = AutoTokenizer.from_pretrained(folder, gguf_file=name)
-        quantized = AutoModelForCausalLM.from_pretrained(folder, gguf_file=name, dtype=torch.float32)
+        with quiet_transformers(progress):
+            tokenizer = AutoTokenizer.from_pretrained(folder, gguf_file=name)
+            quantized = AutoModelForCausalLM.from_pretrained(folder, gguf_file=name, dtype=torch.float32)
     except ImportError as exc:
         raise ModelLoadError(f"reading GGUF files needs the gguf package: pip install gguf ({exc})") from exc
     except (OSError, ValueError, KeyError, IndexError, TypeError, struct.error) as exc:  # a damaged or foreign file
         raise ModelLoadError(f"cannot convert GGUF file {str(path)!r}: {first_line(exc)}") from exc
-    finally:
-        if not progress and was_enabled:
-            hf_logging.enable_progress_bar()
     # A model loaded from GGUF carries a quantization config and refuses save_pretrained; the same
     # architecture built without it takes the dequantized weights key for key.
     settings = quantized.config.to_dict()

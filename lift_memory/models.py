@@ -92,30 +92,12 @@ def _resolve_dtype(dtype: str, device):
 
 def load_model(config: ModelConfig | str | None = None, *, progress: bool = True) -> LoadedModel:
     """Load the base model named by ``config`` (a :class:`ModelConfig` or just a name), frozen, in eval mode."""
-    from transformers import AutoModelForCausalLM, AutoTokenizer
-
     if config is None or isinstance(config, str):
         config = ModelConfig() if config is None else ModelConfig(name=config)
-    quiet_transformers(progress)
     device = _resolve_device(config.device)  # before any building or conversion
-    source, local = locate(config.name, progress=progress)
-    kwargs: dict[str, Any] = {
-        "revision": None if local else config.revision,
-        "trust_remote_code": config.trust_remote_code,
-        "local_files_only": local,
-    }
-    try:
-        tokenizer = AutoTokenizer.from_pretrained(source, **kwargs)
-        model = AutoModelForCausalLM.from_pretrained(
-            source,
-            dtype=_resolve_dtype(config.dtype, device),
-            use_safetensors=True,
-            attn_implementation=config.attn_implementation,
-            **kwargs,
-        )
-    except (OSError, ValueError) as exc:
-        hint = "check the path" if local else "check the id, or set HF_HUB_OFFLINE=0 / pass a local directory"
-        raise ModelLoadError(f"cannot load model {config.name!r} ({hint}): {first_line(exc)}") from exc
+    with quiet_transformers(progress):
+        source, local = locate(config.name, progress=progress)
+        tokenizer, model = _load(config, source, local, device)
     model.to(device).eval().requires_grad_(False)
     # Documents are tokenized whole on purpose (segments and prompts are cut to the window afterwards), so the
     # tokenizer's "longer than the maximum sequence length" warning would only be noise.
@@ -145,6 +127,30 @@ def _prefix_ids(tokenizer) -> tuple[int, ...]:
     with_special = tokenizer("a", add_special_tokens=True)["input_ids"]
     plain = tokenizer("a", add_special_tokens=False)["input_ids"]
     return tuple(with_special[: len(with_special) - len(plain)]) if with_special[-len(plain) :] == plain else ()
+
+
+def _load(config: ModelConfig, source: str, local: bool, device):
+    """The tokenizer and the model from ``source`` (``local``: a folder), with the dtype fit for ``device``."""
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    kwargs: dict[str, Any] = {
+        "revision": None if local else config.revision,
+        "trust_remote_code": config.trust_remote_code,
+        "local_files_only": local,
+    }
+    try:
+        tokenizer = AutoTokenizer.from_pretrained(source, **kwargs)
+        model = AutoModelForCausalLM.from_pretrained(
+            source,
+            dtype=_resolve_dtype(config.dtype, device),
+            use_safetensors=True,
+            attn_implementation=config.attn_implementation,
+            **kwargs,
+        )
+    except (OSError, ValueError) as exc:
+        hint = "check the path" if local else "check the id, or set HF_HUB_OFFLINE=0 / pass a local directory"
+        raise ModelLoadError(f"cannot load model {config.name!r} ({hint}): {first_line(exc)}") from exc
+    return tokenizer, model
 
 
 def tokenizer_fingerprint(tokenizer) -> str:

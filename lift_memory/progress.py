@@ -6,8 +6,10 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 import sys
+from collections.abc import Iterator
 from typing import Any
 
 
@@ -27,11 +29,19 @@ def bar(progress: bool, **kwargs: Any):
     return tqdm(disable=None if shown is None else not shown, **kwargs)  # tqdm: None disables it off a terminal
 
 
-def quiet_transformers(progress: bool) -> None:
-    """Silence transformers' own bars (loading weights, GGUF conversion) by the same rule. Never turns them on
-    (a caller may have turned them off)."""
-    shown = _shown(progress)
-    if shown is False or (shown is None and not sys.stderr.isatty()):
-        from transformers.utils import logging as hf_logging
+@contextlib.contextmanager
+def quiet_transformers(progress: bool) -> Iterator[None]:
+    """Within the block, silence transformers' own bars (loading weights, GGUF conversion) by the same rule; the
+    process's setting comes back after it. Never turns them on (a caller may have turned them off)."""
+    from transformers.utils import logging as hf_logging
 
+    shown = _shown(progress)
+    was_enabled = hf_logging.is_progress_bar_enabled()
+    quiet = was_enabled and (shown is False or (shown is None and not sys.stderr.isatty()))
+    if quiet:
         hf_logging.disable_progress_bar()
+    try:
+        yield
+    finally:
+        if quiet:
+            hf_logging.enable_progress_bar()

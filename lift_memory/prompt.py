@@ -98,8 +98,7 @@ def head_tail_span(doc: TokenizedDocument, budget: int) -> tuple[int, int]:
         return 0, len(doc.text)
     if len(doc) <= budget:
         return len(doc.text), len(doc.text)
-    head, tail = budget - budget // 2, budget // 2
-    return (doc.offsets[head - 1][1] if head else 0), (doc.offsets[len(doc) - tail][0] if tail else len(doc.text))
+    return doc.ends(budget - budget // 2, budget // 2)
 
 
 def _merge(chosen: list[Snippet], new: Snippet) -> list[Snippet]:

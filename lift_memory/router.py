@@ -30,7 +30,11 @@ from typing import Literal, Protocol, get_args
 from lift_memory.errors import ConfigError
 from lift_memory.types import Answer, Snippet
 
-Mode = Literal["auto", "icl", "lift", "rag", "hybrid"]
+Route = Literal["icl", "lift", "rag", "hybrid"]
+"""How an answer is made: the four methods, compared side by side in the NIAH harness."""
+ROUTES: tuple[str, ...] = get_args(Route)
+Mode = Literal["auto", Route]
+"""What a caller asks for: a route, or ``auto`` (the router picks one)."""
 MODES: tuple[str, ...] = get_args(Mode)
 
 

@@ -66,6 +66,14 @@ class TokenizedDocument:
         """Character span of the tokens ``[start, end)``."""
         return self.offsets[start][0], self.offsets[end - 1][1]
 
+    def ends(self, head: int, tail: int) -> tuple[int, int]:
+        """Where the first ``head`` tokens end and the last ``tail`` tokens start (characters): the one cut of a
+        head-and-tail excerpt, for prompts and training examples alike."""
+        n = len(self.ids)
+        return (self.offsets[head - 1][1] if head > 0 else 0), (
+            self.offsets[n - tail][0] if tail > 0 else len(self.text)
+        )
+
     def token_at(self, char: int) -> int:
         """Index of the token covering character ``char`` (the last one starting at or before it); ``len(self)``
         for a character past the last token."""

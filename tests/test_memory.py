@@ -157,3 +157,20 @@ def test_perplexity_uses_every_token_once(memory):
     assert short > 1 and long > 1
     # A random model: perplexity near the vocabulary size, whatever the stride.
     assert abs(memory.perplexity(TEXT * 3, stride=100) - long) / long < 0.2
+
+
+def test_loading_memorizing_and_asking_leave_the_process_as_they_found_it(memory):
+    """No global side effects: torch's random state, transformers' progress bars, the environment."""
+    import os
+    import random
+
+    from transformers.utils import logging as hf_logging
+
+    hf_logging.enable_progress_bar()
+    torch.manual_seed(1234)
+    before = (torch.random.get_rng_state(), random.getstate(), dict(os.environ))
+    memory.memorize(TEXT, doc_id="d", train=True)
+    memory.ask("Ada Lovelace", "d", max_new_tokens=3)
+    after = (torch.random.get_rng_state(), random.getstate(), dict(os.environ))
+    assert torch.equal(before[0], after[0]) and before[1:] == after[1:]
+    assert hf_logging.is_progress_bar_enabled()

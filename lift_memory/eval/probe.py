@@ -15,6 +15,7 @@ from typing import Any
 from lift_memory.config import GenerationConfig
 from lift_memory.eval.niah.haystack import Needle, build_haystack, corpus_texts, insert_needle
 from lift_memory.eval.niah.scoring import keyword_score
+from lift_memory.router import ROUTES
 
 
 def bare_completion(memory, prompt: str, max_new_tokens: int = 24, *, question: bool = False) -> str:
@@ -160,7 +161,7 @@ def run_demo(memory, *, tokens: int = 8192, depth: float = 0.5, needle: Needle |
 
 
 def compare_routes(
-    memory, text: str, question: str, *, doc_id: str = "demo-routes", modes=("icl", "lift", "rag", "hybrid", "auto")
+    memory, text: str, question: str, *, doc_id: str = "demo-routes", modes=(*ROUTES, "auto")
 ) -> dict[str, Any]:
     """Memorize ``text`` (adapter and index) and answer ``question`` by every route in ``modes``.
 

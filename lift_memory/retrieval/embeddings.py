@@ -50,9 +50,9 @@ class SentenceTransformerEmbedder:
         self.model_name = model or DEFAULT_MODEL
         path = _bundled_path() if self.model_name == DEFAULT_MODEL else self.model_name
         _refuse_pickles(Path(path))
-        quiet_transformers(True)
         try:
-            self._model = SentenceTransformer(str(path), device=device, model_kwargs={"use_safetensors": True})
+            with quiet_transformers(True):
+                self._model = SentenceTransformer(str(path), device=device, model_kwargs={"use_safetensors": True})
         except Exception as exc:  # sentence-transformers and transformers raise many types for a bad folder
             raise ModelLoadError(f"cannot load the embedder {self.model_name!r}: {first_line(exc)}") from exc
         self.batch_size = batch_size

@@ -11,10 +11,10 @@ This module knows the store's query methods and the BM25 index; nothing about mo
 from __future__ import annotations
 
 import contextlib
-import re
 from collections.abc import Iterable
 from pathlib import Path
 
+from lift_memory import spans
 from lift_memory.errors import ConfigError
 from lift_memory.retrieval.bm25 import BM25Index, fingerprint
 from lift_memory.retrieval.bm25 import tokenize as bm25_tokens
@@ -22,17 +22,14 @@ from lift_memory.retrieval.fusion import reciprocal_rank_fusion
 from lift_memory.retrieval.store import ChromaStore
 from lift_memory.types import Snippet
 
-_QUOTED = re.compile(r"\"([^\"]{2,200})\"|“([^”]{2,200})”|'([^']{3,200})'")
-_NUMBER = re.compile(r"(?<![\w.])\d[\d,.:/-]*\d(?![\w])|(?<![\w.])\d{2,}(?![\w])")
-# Identifiers: words with a digit or underscore inside, camelCase, or ALL-CAPS codes.
-_IDENTIFIER = re.compile(r"\b(?:[A-Za-z]+[0-9_][A-Za-z0-9_-]*|[a-z]+[A-Z][A-Za-z0-9]*|[A-Z]{2,}[0-9A-Z_-]*)\b")
 METHODS = ("dense", "bm25", "phrase")
 
 
 def exact_phrases(query: str) -> list[str]:
     """Quoted strings, numbers and identifiers in ``query``, longest first; none that is part of another."""
-    found = [next(g for g in m.groups() if g) for m in _QUOTED.finditer(query)]
-    found += _NUMBER.findall(query) + _IDENTIFIER.findall(query)
+    found = [
+        spans.span(m) for pattern in (spans.QUOTED, spans.NUMBER, spans.IDENTIFIER) for m in pattern.finditer(query)
+    ]
     unique = sorted(dict.fromkeys(p.strip() for p in found if len(p.strip()) >= 2), key=len, reverse=True)
     return [p for i, p in enumerate(unique) if not any(p in longer for longer in unique[:i])]
 

@@ -22,22 +22,15 @@ from collections import Counter
 from collections.abc import Iterable
 
 from lift_memory.segment import sentence_starts
+from lift_memory.spans import DATE, IDENTIFIER, NAME, NUMBER, QUOTED
 from lift_memory.types import Task
 
 BLANK = "____"
 _FILL_IN = "Fill in the blank with the words from the document:"
-PROMPT_VERSION = "extractive-v2"
+PROMPT_VERSION = "extractive-v3"
 # Most specific first: the first pattern that matches a sentence gives its span.
-_SALIENT = [
-    re.compile(r"\"[^\"\n]{2,60}\"|“[^”\n]{2,60}”"),  # quoted strings
-    re.compile(
-        r"\b\d{4}-\d{2}-\d{2}\b|\b\d{1,2} (?:January|February|March|April|May|June|July|August|"
-        r"September|October|November|December) \d{4}\b"
-    ),  # dates
-    re.compile(r"\b[A-Za-z]+[0-9_][A-Za-z0-9_.-]*\b|\b\w+\(\)"),  # identifiers
-    re.compile(r"(?<![\w.])\d[\d,.:]*\d(?![\w])|(?<![\w.])\d{2,}(?![\w])"),  # numbers
-    re.compile(r"(?<![.!?]\s)(?<!^)\b[A-Z][a-z]+(?: [A-Z][a-z]+)+\b"),  # names: capitalized word runs
-]
+_SALIENT = [QUOTED, DATE, IDENTIFIER, NUMBER, NAME]
+_MAX_SPAN = 60  # characters: a longer quote is no blank to fill in
 
 
 def sentences(text: str) -> list[tuple[int, int]]:
@@ -132,7 +125,7 @@ def recall_tasks(text: str, *, max_chars: int = 400) -> list[Task]:
             continue
         for pattern in _SALIENT:
             match = pattern.search(sentence)
-            if match and len(match.group()) < len(sentence) // 2:
+            if match and len(match.group()) < min(len(sentence) // 2, _MAX_SPAN):
                 masked = sentence[: match.start()] + BLANK + sentence[match.end() :]
                 prompt = f"{_FILL_IN}\n{masked}"
                 tasks.append(Task("recall", prompt, " ".join(sentence.split()), start, end))

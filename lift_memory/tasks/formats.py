@@ -18,12 +18,10 @@ from lift_memory.types import Task, TrainingExample
 
 def excerpt(doc: TokenizedDocument, head: int, tail: int) -> str:
     """The document's first ``head`` and last ``tail`` tokens, joined by '...' (all of it when they cover it)."""
-    n = len(doc)
-    if head + tail >= n:
+    if head + tail >= len(doc):
         return doc.text
-    head_text = doc.text[: doc.offsets[head - 1][1]] if head > 0 else ""
-    tail_text = doc.text[doc.offsets[n - tail][0] :] if tail > 0 else ""
-    return head_text + ELLIPSIS + tail_text
+    head_end, tail_start = doc.ends(head, tail)
+    return doc.text[:head_end] + ELLIPSIS + doc.text[tail_start:]
 
 
 @dataclass(frozen=True)

@@ -179,7 +179,17 @@ class Trainer:
             resume: continue this checkpoint's run (same examples and config) instead of starting fresh.
             checkpoint_every: call ``on_checkpoint`` every this many steps (and when training stops).
             on_checkpoint: receives a :class:`Checkpoint` to persist.
+
+        Random draws (dropout) are seeded by ``config.seed`` on a forked generator: the caller's stays as it was.
         """
+        import torch
+
+        device = self.parameters[0].device
+        with torch.random.fork_rng(devices=[device] if device.type == "cuda" else []):
+            torch.manual_seed(self.config.seed)
+            return self._fit(examples, resume, checkpoint_every, on_checkpoint)
+
+    def _fit(self, examples, resume, checkpoint_every, on_checkpoint) -> TrainStats:
         import torch
 
         from lift_memory.progress import bar as progress_bar
@@ -190,7 +200,6 @@ class Trainer:
         device = self.parameters[0].device
         weights = torch.zeros(0, device=device)
         rng = random.Random(c.seed)
-        torch.manual_seed(c.seed)
         opt = self._optimizer()
         # Linear warmup to a constant rate. Not transformers' get_constant_schedule_with_warmup: it runs the first
         # step at rate 0, and test-time training often has only a few dozen steps to spend.

@@ -26,6 +26,8 @@ def test_exact_phrases():
     assert set(phrases) == {"the blue door", "2024.5", "user_42", "AB-1234", "camelCase", "90210", "ABC"}
     assert [len(p) for p in phrases] == sorted(map(len, phrases), reverse=True)  # longest first; "1234" is in AB-1234
     assert exact_phrases("what is the best thing to do?") == []
+    assert exact_phrases("what's the code for Bob's door?") == []  # apostrophes are no quotes
+    assert exact_phrases("the 'red key' of v1.2") == ["red key", "v1.2"]
 
 
 def _haystack(n_needles: int, seed: int = 0):

@@ -26,8 +26,9 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 from lift_memory.errors import ConfigError
 from lift_memory.eval.niah.haystack import Needle, build_haystack, corpus_texts, insert_needle
 from lift_memory.eval.niah.scoring import keyword_score
+from lift_memory.router import ROUTES, Route
 
-METHODS = ("icl", "lift", "rag", "hybrid")
+METHODS = ROUTES
 PRESETS: dict[str, dict[str, Any]] = {
     "demo": {"lengths": [512, 2048, 8192], "depths": [0.1, 0.5, 0.9], "max_steps": 250},
     "standard": {
@@ -64,7 +65,7 @@ class NIAHConfig(BaseModel):
     """Haystack lengths in the model's own tokens."""
     depths: list[float] = Field(default_factory=lambda: list(PRESETS["standard"]["depths"]))
     """Needle depths as fractions of the haystack (0 = start, 1 = end)."""
-    methods: list[Literal["icl", "lift", "rag", "hybrid"]] = Field(default_factory=lambda: list(METHODS))
+    methods: list[Route] = Field(default_factory=lambda: list(METHODS))
     """Which methods answer in each cell."""
     style: Literal["completion", "question"] = "completion"
     """``completion``: prompt with the needle's prefix; ``question``: ask its question."""

@@ -13,7 +13,9 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-METHOD_ORDER = ("icl", "lift", "rag", "hybrid")
+from lift_memory.router import ROUTES
+
+METHOD_ORDER = ROUTES
 
 
 def grid_of(rows: Sequence[dict[str, Any]], method: str) -> tuple[list[int], list[float], list[list[float | None]]]:
