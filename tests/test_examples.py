@@ -32,3 +32,12 @@ def test_langchain_agent(builtin_dir, tmp_path):
     out = _run(str(EXAMPLES / "langchain_agent.py"), "--root", str(tmp_path), "--max-steps", "20")
     assert "memorized as 'release-notes'" in out and "chain:" in out and "retrieved: release-notes" in out
     assert "store: [('pref'," in out
+
+
+@pytest.mark.slow
+def test_agent_memory(builtin_dir, tmp_path):
+    out = _run(str(EXAMPLES / "agent_memory.py"), "--root", str(tmp_path), "--max-steps", "5", "--tokens", "800")
+    handed, _, later = out.partition("job: ready")
+    assert "not fine-tuned yet: its adapter trains in the background" in handed and "asked at once" in handed
+    assert "trained 5 steps (max_steps) in the background" in later and "adapter notes" in later
+    assert "tokens trained" in later and "cost:" in handed

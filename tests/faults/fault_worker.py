@@ -43,15 +43,15 @@ class StallingEmbedder(HashEmbedder):
 
 
 def stall_before_the_chunk_log() -> None:
-    from lift_memory.retrieval.store import ChromaStore
+    from lift_memory.retrieval.chunklog import ChunkLog
 
-    write_log = ChromaStore._set_log
+    write_log = ChunkLog.set
 
     def stalled(self, *args, **kwargs):
         stall()
         return write_log(self, *args, **kwargs)
 
-    ChromaStore._set_log = stalled
+    ChunkLog.set = stalled
 
 
 def config(steps: int, lock_timeout: float, port: int | None = None, index: bool = True) -> MemoryConfig:
