@@ -16,7 +16,7 @@ from pathlib import Path
 from lift_memory.errors import ConfigError, LiftMemoryError, first_line
 from lift_memory.jobs import WORKER, Cancelled, Job, JobBook, now, training_turn
 from lift_memory.manifest import Manifest
-from lift_memory.memorizer import Memorizer, Write, training_fields, usage
+from lift_memory.memorizer import Memorizer, Update, Write, trained_reason, training_fields, usage
 from lift_memory.types import MemoryRecord
 
 
@@ -40,15 +40,20 @@ class Background:
             return m.write(w)  # read in context: nothing to train
         if m.same_memory(w, True):
             return m.write(dataclasses.replace(w, train=True))  # memorized already: a no-op
-        record = m.write(dataclasses.replace(w, train=False, callbacks=()), pending=True)
+        try:
+            old = m.bank.manifest(w.doc_id)
+        except LiftMemoryError:
+            old = None
+        update = m.update(w, old) if w.replace else None
+        record = m.write(dataclasses.replace(w, train=False, callbacks=()), pending=True, update=update)
         if release_index:  # before the job is visible: a process that sees it may open the embedded index
             m.retrieval.close()
         job = Job(w.doc_id, w.digest, "queued", max_steps=eng.train_config.max_steps, queued=now(), pid=os.getpid())
         self.book.write(job)
-        WORKER.submit(self._key(w.doc_id), lambda hook: self._run(job, w, hook))
+        WORKER.submit(self._key(w.doc_id), lambda hook: self._run(job, w, hook, update))
         return record
 
-    def _run(self, job: Job, w: Write, hook) -> None:
+    def _run(self, job: Job, w: Write, hook, update: Update | None) -> None:
         """Run ``job`` in the worker's thread, in the machine's training turn, and record how it ended."""
         book = self.book
         book.clear_cancel(job.doc_id)
@@ -60,7 +65,7 @@ class Background:
 
         try:
             with training_turn(check):
-                self._train(job, w, check)
+                self._train(job, w, check, update)
         except Cancelled as exc:
             book.write(dataclasses.replace(job, state="cancelled", error=str(exc) or None, finished=now()))
         except Exception as exc:
@@ -69,8 +74,9 @@ class Background:
         finally:
             book.clear_cancel(job.doc_id)
 
-    def _train(self, job: Job, w: Write, check) -> None:
-        """Train ``job``'s document on the jobs' engine and store its adapter."""
+    def _train(self, job: Job, w: Write, check, update: Update | None) -> None:
+        """Train ``job``'s document on the jobs' engine (from the previous adapter, with ``update``) and store its
+        adapter."""
         from lift_memory.segment import tokenize
         from lift_memory.usage import PeakMemory
 
@@ -88,15 +94,19 @@ class Background:
         started, doc = time.perf_counter(), tokenize(w.text, eng.tokenizer)
         with PeakMemory(eng.base.device) as peak:
             stream = m.task_stream(w.text, job.doc_hash)
-            stats, state, tasks, synthesis = eng.train(doc, job.doc_id, [*w.callbacks, progress], stream)
+            stats, state, tasks, synthesis = eng.train(
+                doc, job.doc_id, [*w.callbacks, progress], stream,
+                start=None if update is None else update.state, edit=None if update is None else update.edit,
+            )  # fmt: skip
         checked = eng.check_recall(w.text)
         with m.lock, m.writing(), m.bank.transaction(job.doc_id, undo=m.undo):
             current = m.bank.manifest(job.doc_id)
-            if current.doc_hash != job.doc_hash or current.trained:
+            if current.doc_hash != job.doc_hash or (current.trained and not current.stale):
                 raise Cancelled("the document was written again while it trained")
-            reason = f"trained {stats.steps} steps ({stats.stop_reason}) in the background"
+            reason = trained_reason(stats, update, " in the background")
             fields = training_fields(eng, True, reason, stats, tasks, synthesis, m.settings(True))
-            fields |= {"usage": usage(stats, len(doc), started, peak), "self_check": checked}
+            fields |= {"usage": usage(stats, len(doc), started, peak), "self_check": checked, "stale": False}
+            fields |= {"incremental": None if update is None else update.describe(stats)}
             manifest = Manifest.model_validate({**current.model_dump(), **fields})  # the document's fields kept
             m.bank.save(job.doc_id, text=w.text, manifest=manifest, state=state)
         m.engine.forget(job.doc_id)  # the next answer loads the new adapter

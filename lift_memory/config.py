@@ -104,6 +104,14 @@ class TrainConfig(ConfigModel):
     )
     """Weight of each task type: the loss is the weighted mean of per-task mean token losses. Contextualized
     variants (``recall+ctx``, ...) take their task's weight unless named here; unnamed tasks weigh 0."""
+    incremental: float = Field(default=0.2, ge=0.0, le=1.0)
+    """Re-memorizing a changed document (``replace=True``) continues from its adapter, on what touches the
+    changed sentences plus a replay sample of the rest, when at most this share of the new text changed and
+    nothing else did (model, settings); budgets scale with the share of examples trained. 0: always from
+    scratch."""
+    replay: float = Field(default=0.1, ge=0.0, le=1.0)
+    """Incremental re-memorizing: share of the untouched segments, windows and tasks trained again, so the
+    adapter keeps the old facts."""
     seed: int = 0
     """Seed for shuffling and adapter initialization; CPU runs are deterministic for a seed."""
 

@@ -20,7 +20,8 @@ from pathlib import Path
 from typing import Any
 
 from lift_memory.bank import AdapterBank
-from lift_memory.config import GenerationConfig, MemoryConfig
+from lift_memory.config import GenerationConfig, MemoryConfig, TrainConfig
+from lift_memory.edits import Edit, Mixture, scaled_budget
 from lift_memory.ids import document_text
 from lift_memory.slot import AdapterSlot
 from lift_memory.types import Answer, Usage
@@ -157,32 +158,44 @@ class Engine:
         configured = self.config.tasks.context_tokens
         return configured if configured is not None else min(4096, self.base.context_window // 4)
 
-    def trainer(self, desc: str, callbacks: Sequence[Any] = ()):
-        """A :class:`~lift_memory.train.loop.Trainer` for the adapter slot's parameters."""
+    def trainer(self, desc: str, callbacks: Sequence[Any] = (), config: TrainConfig | None = None):
+        """A :class:`~lift_memory.train.loop.Trainer` for the adapter slot's parameters (``config``: instead of
+        the memory's training settings)."""
         from lift_memory.train.loop import Trainer
 
         return Trainer(
             self.adapter.model,
             self.adapter.parameters(),
-            self.train_config,
+            config or self.train_config,
             pad_id=self.pad_id,
             callbacks=callbacks,
             progress=self.progress,
             desc=desc,
         )
 
-    def mixture(self, doc, tasks=None) -> tuple[list, Any]:
-        """What training on the tokenized ``doc`` reads: (its segment examples, the example source). Without
-        ``tasks`` the source is the segments and windows alone; with ``tasks`` (a callable returning the
-        synthesized tasks so far, which may grow during training) it is the task mixture over all of them."""
+    def mixture(self, doc, tasks=None, edit: Edit | None = None) -> Mixture:
+        """What training on the tokenized ``doc`` reads. Without ``tasks`` the source is the segments and windows
+        alone; with ``tasks`` (a callable returning the synthesized tasks so far, which may grow during training)
+        it is the task mixture over all of them. With ``edit``, only what touches a change, and a replay sample
+        of the rest."""
         from lift_memory.tasks.formats import TaskRenderer
-        from lift_memory.tasks.lm import lm_examples
+        from lift_memory.tasks.lm import lm_example
         from lift_memory.tasks.mixture import TaskMixture, window_tasks
 
-        examples, windows = lm_examples(doc, self.segmenter, self.tokenizer, self.base.prefix_ids)
+        windows = self.segmenter.windows(doc, self.tokenizer)
+        spans = self.segmenter.segments(doc) + windows
+        share = 1.0
+        if edit is not None:
+            n_all, spans = len(spans), [s for s in spans if edit.keeps(s.char_start, s.char_end)]
+            share = len(spans) / max(n_all, 1)
+            windows = [w for w in windows if edit.keeps(w.char_start, w.char_end)]
+            if tasks is not None:
+                every = tasks
+                tasks = lambda: [t for t in every() if edit.keeps(t.evidence_start, t.evidence_end)]  # noqa: E731
+        examples = [lm_example(s, self.base.prefix_ids) for s in spans]
         if tasks is None:
-            return examples, examples
-        return examples, TaskMixture(
+            return Mixture(examples, examples, share)
+        source = TaskMixture(
             examples,
             tasks,
             TaskRenderer(self.tokenizer, self.base.prefix_ids, self.base.eos_id),
@@ -193,9 +206,12 @@ class Engine:
             retrieved=self.config.tasks.retrieved,
             snippet_tokens=self.config.retrieval.chunk_size,
         )
+        return Mixture(examples, source, share)
 
-    def train(self, doc, doc_id: str, callbacks: Sequence[Any] = (), tasks=None):
-        """Train the slot on ``doc`` from its initial state.
+    def train(
+        self, doc, doc_id: str, callbacks: Sequence[Any] = (), tasks=None, *, start=None, edit: Edit | None = None
+    ):
+        """Train the slot on ``doc``, from its initial state or from ``start`` (a previous adapter state).
 
         Args:
             doc: the tokenized document.
@@ -203,17 +219,23 @@ class Engine:
             callbacks: trainer callbacks.
             tasks: a started :class:`~lift_memory.tasks.pipeline.TaskStream`, whose tasks join the mixture as
                 they arrive (None: segments and sentence windows only).
+            start: continue from these adapter weights (incremental re-memorizing) instead of the initial ones.
+            edit: train only on what touches the edit's changes and a replay sample of the rest, with the step,
+                token and time budgets scaled by the share of examples kept.
 
         Returns:
             (training stats, adapter state, examples per task type, synthesis stats or None).
         """
-        examples, source = self.mixture(doc, None if tasks is None else tasks.tasks)
+        mix = self.mixture(doc, None if tasks is None else tasks.tasks, edit)
+        config = self.train_config if edit is None else scaled_budget(self.train_config, mix.share)
         with self.lock:
             self.slot.reset()
-            stats = self.trainer(f"memorizing {doc_id}", callbacks).fit(source)
+            if start is not None:
+                self.adapter.load_state_dict(start, source=f"the previous adapter of {doc_id!r}")
+            stats = self.trainer(f"memorizing {doc_id}", callbacks, config).fit(mix.source)
             state = self.adapter.state_dict()
         counts: dict[str, int] = {}
-        for e in examples:
+        for e in mix.examples:
             counts[e.task] = counts.get(e.task, 0) + 1
         synthesis = None
         if tasks is not None:

@@ -63,6 +63,12 @@ class Manifest(BaseModel):
     self_check: SelfCheck | None = None
     document_file: str | None = None
     """Set by the bank when it stores the text."""
+    version: int = 1
+    """1 for the first text stored under the id, one more for each text that replaced it."""
+    stale: bool = False
+    """The adapter was trained on an earlier version of the text; this version's trains in the background."""
+    incremental: dict[str, Any] | None = None
+    """How this version's adapter was re-trained from the previous one's (None: from scratch)."""
 
     @field_validator("format")
     @classmethod
@@ -89,7 +95,12 @@ class Manifest(BaseModel):
 
     def same_memory(self, digest: str, fingerprint: str, settings: dict[str, Any]) -> bool:
         """Whether this already holds ``digest``'s text, trained on this base model with these settings."""
-        return self.doc_hash == digest and self.base.fingerprint == fingerprint and self.settings == settings
+        return (
+            self.doc_hash == digest
+            and self.base.fingerprint == fingerprint
+            and self.settings == settings
+            and not self.stale
+        )
 
     def to_json(self) -> bytes:
         return self.model_dump_json(indent=2).encode("utf-8")
@@ -113,11 +124,14 @@ class Manifest(BaseModel):
             namespace=self.namespace,
             usage=self.usage,
             self_check=self.self_check,
+            version=self.version,
             extra={
                 "base": self.base.model_dump(),
                 "settings": self.settings,
                 "synthesis": self.synthesis,
                 "start": self.start,
+                "stale": self.stale,
+                "incremental": self.incremental,
             },
         )
 

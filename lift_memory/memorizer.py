@@ -20,6 +20,7 @@ from typing import Any
 
 from lift_memory.bank import AdapterBank, Transaction
 from lift_memory.config import MemoryConfig
+from lift_memory.edits import Edit, diff
 from lift_memory.engine import LazyEngine
 from lift_memory.errors import (
     ConfigError,
@@ -32,6 +33,29 @@ from lift_memory.ids import default_doc_id, document_hash, document_text, valida
 from lift_memory.manifest import BaseIdentity, Manifest
 from lift_memory.retrieval.factory import Retrieval
 from lift_memory.types import MemoryRecord, Usage
+
+
+@dataclass(frozen=True)
+class Update:
+    """Re-memorizing a changed document from its previous adapter (:meth:`Memorizer.update`)."""
+
+    state: dict[str, Any]
+    """The previous adapter's weights: the start."""
+    edit: Edit
+    version: int
+    """The version whose adapter it continues."""
+
+    def describe(self, stats) -> dict[str, Any]:
+        return {"from_version": self.version, "changed": round(self.edit.fraction, 4), "steps": stats.steps}
+
+
+def trained_reason(stats, update: Update | None, where: str = "") -> str:
+    if update is None:
+        return f"trained {stats.steps} steps ({stats.stop_reason}){where}"
+    return (
+        f"re-trained {stats.steps} steps ({stats.stop_reason}){where} from version {update.version}'s adapter, on "
+        f"the changed {update.edit.fraction:.1%} of the text and a replay sample of the rest"
+    )
 
 
 @dataclass(frozen=True)
@@ -129,8 +153,27 @@ class Memorizer:
 
     # -- memorize ----------------------------------------------------------------------------------------
 
-    def write(self, w: Write, *, pending: bool = False) -> MemoryRecord:
-        """Memorize ``w`` in one transaction. ``pending``: store and index it untrained, for a background job."""
+    def update(self, w: Write, old: Manifest | None, train: bool = True) -> Update | None:
+        """How re-memorizing ``w`` over ``old`` continues from ``old``'s adapter: trained on the same base model with
+        the same settings, its text changed by at most ``train.incremental``. None: train from scratch."""
+        eng = self.engine()
+        c = eng.train_config
+        if not (train and c.incremental > 0 and old is not None and old.trained and old.adapter_file):
+            return None
+        if old.doc_hash == w.digest or not old.same_memory(old.doc_hash, eng.base.fingerprint, self.settings(True)):
+            return None
+        try:
+            edit = diff(self.bank.text(w.doc_id), w.text, replay=c.replay, seed=c.seed)
+            if edit.fraction > c.incremental:
+                return None
+            eng.slot.check(old)
+            return Update(self.bank.load_state(w.doc_id), edit, old.version)
+        except LiftMemoryError:  # a damaged or foreign previous adapter: start over
+            return None
+
+    def write(self, w: Write, *, pending: bool = False, update: Update | None = None) -> MemoryRecord:
+        """Memorize ``w`` in one transaction. ``pending``: store and index it untrained, for a background job; with
+        ``update``, the previous adapter stays in place (marked stale) until the job's is ready."""
         from lift_memory.segment import tokenize
         from lift_memory.usage import PeakMemory
 
@@ -150,13 +193,27 @@ class Memorizer:
                     old = self.bank.update_manifest(w.doc_id, indexed=True, namespace=w.namespace)
                 return old.record()
             synthesis = None
+            version = 1 if old is None else old.version + 1
+            kept: dict[str, Any] = {}
             if train:
+                update = self.update(w, old, train)
                 with PeakMemory(eng.base.device) as peak:
                     stats, state, tasks, synthesis = eng.train(
-                        doc, w.doc_id, w.callbacks, self.task_stream(w.text, w.digest)
-                    )
+                        doc, w.doc_id, w.callbacks, self.task_stream(w.text, w.digest),
+                        start=None if update is None else update.state, edit=None if update is None else update.edit,
+                    )  # fmt: skip
                 checked = eng.check_recall(w.text)
-                reason = f"trained {stats.steps} steps ({stats.stop_reason})"
+                reason = trained_reason(stats, update)
+                kept = {"incremental": None if update is None else update.describe(stats)}
+            elif pending and update is not None and old is not None:  # the previous adapter answers meanwhile
+                peak = checked = stats = state = None
+                fields = ("adapter", "trained", "train", "tasks", "synthesis", "start", "settings", "self_check")
+                kept = {name: getattr(old, name) for name in fields} | {"stale": True}
+                tasks = old.tasks
+                reason = (
+                    f"version {version}: the text changed; version {old.version}'s adapter answers until this "
+                    "version's trains in the background"
+                )
             else:
                 peak = checked = stats = state = None
                 tasks = {}
@@ -181,7 +238,9 @@ class Memorizer:
                 **training_fields(eng, train, reason, stats, tasks, synthesis, settings),
                 usage=usage(stats, len(doc), started, peak),
                 self_check=checked,
+                version=version,
             )
+            manifest = Manifest.model_validate({**manifest.model_dump(), **kept}) if kept else manifest
             chunks = self.retrieval.chunks(w.text, w.doc_id) if w.index else None
             self._sync_index(txn, store, w, chunks, old, damaged)
             self.bank.save(w.doc_id, text=w.text, manifest=manifest, state=state)

@@ -86,17 +86,12 @@ class LiftMemory:
         """The model side (:class:`~lift_memory.engine.Engine`), loaded on first use."""
         return self._engine()
 
-    def generator(self):
-        """The task generator memorize uses (None: segments and sentence windows only)."""
-        return self.memorizer.generator()
-
     def synthesize(self, text: str | bytes):
         """Start writing ``text``'s training tasks in the background; returns the
         :class:`~lift_memory.tasks.pipeline.TaskStream` (``.wait()`` for the statistics), or None without a
         generator. Finished tasks are cached, so a later ``memorize`` of the same text trains on them at once.
         """
-        text = document_text(text)
-        return self.memorizer.task_stream(text, document_hash(text))
+        return self.memorizer.task_stream(text := document_text(text), document_hash(text))
 
     # -- memorize ----------------------------------------------------------------------------------------
 
@@ -197,8 +192,12 @@ class LiftMemory:
                 raise ConfigError(f"{doc_id!r} has no adapter yet, it is {job.describe()}; use mode='auto' or 'rag'")
         plan = self.router(namespace, k).plan(question, doc_id, mode)
         job = None if plan.doc_id is None else self.job(plan.doc_id)
-        if job is not None and job.active and plan.adapter is None:
-            note = f"{plan.doc_id!r}'s adapter is not ready ({job.describe()}): answered without it"
+        if job is not None and job.active and (plan.adapter is None or self.bank.manifest(plan.doc_id).stale):
+            note = (
+                f"{plan.doc_id!r}'s adapter is not ready ({job.describe()}): answered without it"
+                if plan.adapter is None
+                else f"answered with the adapter of an earlier version of {plan.doc_id!r}; this one's is {job.describe()}"
+            )
             plan = dataclasses.replace(plan, notes=(*plan.notes, note))
         return plan
 

@@ -150,7 +150,7 @@ def prelift(
     mixtures = []
     for _, text in texts:
         tasks = generator_tasks(generator, text) if config.tasks.generator == "extractive" else []
-        mixtures.append(engine.mixture(tokenize(text, engine.tokenizer), lambda tasks=tasks: tasks)[1])
+        mixtures.append(engine.mixture(tokenize(text, engine.tokenizer), lambda tasks=tasks: tasks).source)
     corpus_id = hashlib.sha256("".join(f"{p.name}:{hashlib.sha256(t.encode()).hexdigest()}" for p, t in texts).encode())
     # What a checkpoint must agree on to be continued: everything but the budget (a run may be extended).
     budget = {"max_steps", "max_tokens", "max_seconds"}

@@ -146,6 +146,8 @@ class MemoryRecord:
     """What the write that stored this memory cost (tokens trained and read, seconds, peak memory)."""
     self_check: SelfCheck | None = None
     """The recall self-check of its adapter, right after training (None: untrained, or no probes)."""
+    version: int = 1
+    """1 for the first text stored under the id, one more for each text that replaced it."""
     extra: dict[str, Any] = field(default_factory=dict)
 
     to_dict = _to_dict

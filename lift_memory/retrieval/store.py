@@ -234,17 +234,24 @@ class ChromaStore:
 
         ``doc_hash`` (the hash of the text they were cut from) is kept in the chunk log, so readers can tell
         current chunks from those of a replaced text. ``embeddings`` (one vector per chunk) skips the
-        embedder, e.g. when vectors are already known. The chunk log is written last: until it is, readers
+        embedder, e.g. when vectors are already known; otherwise only texts the document's stored chunks do not
+        have are embedded (an edit re-embeds only the chunks it changed). The chunk log is written last: until it is, readers
         that check it see the document's earlier chunks.
         """
         validate_id(doc_id)
         self._writing()
         collection = self._collection(namespace)
-        vectors = (
-            list(embeddings) if embeddings is not None else self.embedder.embed_documents([c.text for c in chunks])
-        )
+        stored = self._call(lambda: collection.get(where={"doc_id": doc_id}, include=["documents", "embeddings"]))
+        if embeddings is not None:
+            vectors = list(embeddings)
+        else:  # an edited document: only the chunks whose text is new are embedded
+            vectors_of = stored["embeddings"] if stored["embeddings"] is not None else []
+            known = {text: list(map(float, v)) for text, v in zip(stored["documents"] or [], vectors_of, strict=True)}
+            missing = list(dict.fromkeys(c.text for c in chunks if c.text not in known))
+            known |= dict(zip(missing, self.embedder.embed_documents(missing) if missing else [], strict=True))
+            vectors = [known[c.text] for c in chunks]
         new_ids = [c.chunk_id for c in chunks]
-        old_ids = set(self._ids_of(collection, doc_id)) - set(new_ids)
+        old_ids = set(stored["ids"]) - set(new_ids)
         step = self._client.get_max_batch_size()
         for i in range(0, len(chunks), step):
             part = chunks[i : i + step]
@@ -263,9 +270,6 @@ class ChromaStore:
             self._call(lambda: collection.delete(ids=sorted(old_ids)))
         self.log.set(namespace, doc_id, chunks, doc_hash)
         return len(chunks)
-
-    def _ids_of(self, collection, doc_id: str) -> list[str]:
-        return self._call(lambda: collection.get(where={"doc_id": doc_id}, include=[]))["ids"]
 
     def delete(self, namespace: str, doc_id: str) -> None:
         """Remove every chunk of ``doc_id`` from ``namespace``."""
