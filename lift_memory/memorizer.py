@@ -153,14 +153,17 @@ class Memorizer:
 
     # -- memorize ----------------------------------------------------------------------------------------
 
-    def update(self, w: Write, old: Manifest | None, train: bool = True) -> Update | None:
-        """How re-memorizing ``w`` over ``old`` continues from ``old``'s adapter: trained on the same base model with
-        the same settings, its text changed by at most ``train.incremental``. None: train from scratch."""
+    def update(self, w: Write, old: Manifest | None) -> Update | None:
+        """How re-memorizing ``w`` over ``old`` continues from ``old``'s adapter: one trained on this text's
+        predecessor (not stale), on the same base model with the same settings, the text changed by at most
+        ``train.incremental``. None: train from scratch."""
         eng = self.engine()
         c = eng.train_config
-        if not (train and c.incremental > 0 and old is not None and old.trained and old.adapter_file):
+        if not (c.incremental > 0 and old is not None and old.trained and old.adapter_file and not old.stale):
             return None
-        if old.doc_hash == w.digest or not old.same_memory(old.doc_hash, eng.base.fingerprint, self.settings(True)):
+        if old.doc_hash == w.digest or old.base.fingerprint != eng.base.fingerprint:
+            return None
+        if old.settings != self.settings(True):
             return None
         try:
             edit = diff(self.bank.text(w.doc_id), w.text, replay=c.replay, seed=c.seed)
@@ -196,7 +199,7 @@ class Memorizer:
             version = 1 if old is None else old.version + 1
             kept: dict[str, Any] = {}
             if train:
-                update = self.update(w, old, train)
+                update = self.update(w, old)
                 with PeakMemory(eng.base.device) as peak:
                     stats, state, tasks, synthesis = eng.train(
                         doc, w.doc_id, w.callbacks, self.task_stream(w.text, w.digest),
