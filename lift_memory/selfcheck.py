@@ -3,7 +3,10 @@
 Probes are questions about sentences of the document, worded so that no training task has the same prompt:
 the question task's question ("What is the X?") asked as "According to the document, what is the X?". Its
 answer must contain the sentence's salient span (a number, a name, a quoted string: what the sentence's recall
-task blanks out), which the question itself does not contain. No fact is withheld from training: the probes
+task blanks out), which the question itself does not contain. Where too few sentences can be asked about, cloze
+probes fill up: the sentence's words up to its salient span, to be continued ("According to the document, how
+does this sentence go on?"). They resemble the trained "continue from here" windows in form, with another
+wording and another cut (right before the span). No fact is withheld from training: the probes
 measure whether the adapter answers a question it was never asked in training, as a user's question will be.
 Scoring is the needle-in-a-haystack harness's keyword scorer.
 """
@@ -17,6 +20,7 @@ from dataclasses import dataclass
 from lift_memory.types import SelfCheck
 
 PREFIX = "According to the document, "
+CLOZE = "According to the document, how does this sentence go on? "
 
 
 @dataclass(frozen=True, slots=True)
@@ -26,16 +30,27 @@ class Probe:
 
 
 def probes(text: str, n: int, seed: int = 0) -> list[Probe]:
-    """Up to ``n`` probes about ``text``, the same for the same text and seed."""
+    """Up to ``n`` probes about ``text``, the same for the same text and seed: question probes first, then
+    cloze probes for sentences no question probe covers."""
     from lift_memory.tasks.extractive import masked_span, question_tasks, recall_tasks
 
-    spans = {(t.evidence_start, t.evidence_end): masked_span(t) for t in recall_tasks(text)}
-    found = []
+    recalls = {(t.evidence_start, t.evidence_end): masked_span(t) for t in recall_tasks(text)}
+    questions, asked = [], set()
     for task in question_tasks(text):
-        keyword = spans.get((task.evidence_start, task.evidence_end))
+        where = (task.evidence_start, task.evidence_end)
+        keyword = recalls.get(where)
         if keyword and keyword.lower() not in task.prompt.lower():
-            found.append(Probe(PREFIX + task.prompt[:1].lower() + task.prompt[1:], keyword.strip('"')))
-    return random.Random(seed).sample(found, min(n, len(found)))
+            questions.append(Probe(PREFIX + task.prompt[:1].lower() + task.prompt[1:], keyword.strip('"')))
+            asked.add(where)
+    clozes = []
+    for (start, end), keyword in recalls.items():
+        sentence = text[start:end]
+        head = " ".join(sentence[: sentence.find(keyword)].split()) if keyword else ""
+        if (start, end) not in asked and len(head.split()) >= 4:
+            clozes.append(Probe(f'{CLOZE}"{head} ..."', keyword.strip('"')))
+    rng = random.Random(seed)
+    chosen = rng.sample(questions, min(n, len(questions)))
+    return chosen + rng.sample(clozes, min(n - len(chosen), len(clozes)))
 
 
 def check(engine, found: list[Probe], max_new_tokens: int = 32) -> SelfCheck | None:

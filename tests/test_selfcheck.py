@@ -29,6 +29,17 @@ def test_probes_are_worded_unlike_any_training_task_and_ask_for_what_the_questio
     assert selfcheck.probes(FACTS, 2, seed=1) == selfcheck.probes(FACTS, 2, seed=1)
 
 
+def test_cloze_probes_fill_up_where_few_sentences_can_be_asked_about():
+    text = "Every visitor who enters the harbour office signs the ledger with ink number 4471. " + (
+        "On the second floor the old clerk keeps the stamp for permit 9902 in a tin box. "
+    )
+    found = selfcheck.probes(text, 8)
+    clozes = [p for p in found if p.question.startswith(selfcheck.CLOZE)]
+    assert {p.keyword for p in clozes} == {"4471", "9902"}
+    for probe in clozes:
+        assert probe.keyword not in probe.question and probe.question.endswith('..."')
+
+
 def test_the_score_is_the_keyword_score_of_bare_prompt_answers(tmp_path, tiny_model_dir, fast_config, monkeypatch):
     memory = LiftMemory(fast_config, root=tmp_path, model=str(tiny_model_dir), embedder=HashEmbedder(), progress=False)
     found = [selfcheck.Probe("What is the code?", "A-4411"), selfcheck.Probe("Who leads?", "Marie Dubois")]
