@@ -13,6 +13,7 @@ import os
 import time
 from pathlib import Path
 
+from lift_memory.engine import LazyEngine
 from lift_memory.errors import ConfigError, LiftMemoryError, first_line
 from lift_memory.jobs import WORKER, Cancelled, Job, JobBook, now, training_turn
 from lift_memory.manifest import Manifest
@@ -26,7 +27,7 @@ class Background:
     def __init__(self, root: Path, memorizer: Memorizer) -> None:
         self.root, self.memorizer = root, memorizer
         self.book = JobBook(root)
-        self._engine = None  # the jobs' own engine
+        self.engine = LazyEngine(memorizer.config, memorizer.bank, progress=False)  # the jobs' own engine
 
     def submit(self, w: Write, *, release_index: bool = False) -> MemoryRecord:
         """Store and index ``w`` untrained, queue its training, and return the record. ``release_index``: close
@@ -38,12 +39,12 @@ class Background:
         m, eng = self.memorizer, self.memorizer.engine()
         if w.train is None and eng.fits(len(tokenize(w.text, eng.tokenizer))):
             return m.write(w)  # read in context: nothing to train
-        if m.same_memory(w, True):
-            return m.write(dataclasses.replace(w, train=True))  # memorized already: a no-op
         try:
             old = m.bank.manifest(w.doc_id)
         except LiftMemoryError:
             old = None
+        if old is not None and old.same_memory(w.digest, eng.base.fingerprint, m.settings(True)):
+            return m.write(dataclasses.replace(w, train=True))  # memorized already: a no-op
         update = m.update(w, old) if w.replace else None
         record = m.write(dataclasses.replace(w, train=False, callbacks=()), pending=True, update=update)
         if release_index:  # before the job is visible: a process that sees it may open the embedded index
@@ -82,7 +83,7 @@ class Background:
 
         m = self.memorizer
         job = self.book.write(dataclasses.replace(job, state="training"))
-        eng = self._training_engine()
+        eng = self.engine()
         written = [time.monotonic()]
 
         def progress(info) -> None:
@@ -111,14 +112,6 @@ class Background:
             m.bank.save(job.doc_id, text=w.text, manifest=manifest, state=state)
         m.engine.forget(job.doc_id)  # the next answer loads the new adapter
         self.book.write(dataclasses.replace(job, state="ready", step=stats.steps, finished=now()))
-
-    def _training_engine(self):
-        with self.memorizer.lock:
-            if self._engine is None:
-                from lift_memory.engine import Engine
-
-                self._engine = Engine(self.memorizer.config, self.memorizer.bank, progress=False)
-            return self._engine
 
     def _key(self, doc_id: str) -> tuple[str, str]:
         return str(self.root.resolve()), doc_id

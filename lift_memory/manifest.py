@@ -93,14 +93,13 @@ class Manifest(BaseModel):
     def adapter_file(self) -> str | None:
         return (self.adapter or {}).get("file")
 
+    def made_with(self, fingerprint: str, settings: dict[str, Any]) -> bool:
+        """Whether this memory is current (not stale) and was made on this base model with these settings."""
+        return self.base.fingerprint == fingerprint and self.settings == settings and not self.stale
+
     def same_memory(self, digest: str, fingerprint: str, settings: dict[str, Any]) -> bool:
         """Whether this already holds ``digest``'s text, trained on this base model with these settings."""
-        return (
-            self.doc_hash == digest
-            and self.base.fingerprint == fingerprint
-            and self.settings == settings
-            and not self.stale
-        )
+        return self.doc_hash == digest and self.made_with(fingerprint, settings)
 
     def to_json(self) -> bytes:
         return self.model_dump_json(indent=2).encode("utf-8")

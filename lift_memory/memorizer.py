@@ -143,14 +143,6 @@ class Memorizer:
             "train_adapter": train,
         }
 
-    def same_memory(self, w: Write, train: bool) -> bool:
-        """Whether ``w.doc_id`` holds ``w``'s text already, memorized with this model and these settings."""
-        try:
-            old = self.bank.manifest(w.doc_id)
-        except (UnknownDocumentError, DamagedMemoryError):
-            return False
-        return old.same_memory(w.digest, self.engine().base.fingerprint, self.settings(train))
-
     # -- memorize ----------------------------------------------------------------------------------------
 
     def update(self, w: Write, old: Manifest | None) -> Update | None:
@@ -159,11 +151,9 @@ class Memorizer:
         ``train.incremental``. None: train from scratch."""
         eng = self.engine()
         c = eng.train_config
-        if not (c.incremental > 0 and old is not None and old.trained and old.adapter_file and not old.stale):
+        if not (c.incremental > 0 and old is not None and old.trained and old.adapter_file):
             return None
-        if old.doc_hash == w.digest or old.base.fingerprint != eng.base.fingerprint:
-            return None
-        if old.settings != self.settings(True):
+        if old.doc_hash == w.digest or not old.made_with(eng.base.fingerprint, self.settings(True)):
             return None
         try:
             edit = diff(self.bank.text(w.doc_id), w.text, replay=c.replay, seed=c.seed)
@@ -227,7 +217,7 @@ class Memorizer:
                     if fits
                     else "not fine-tuned (train=False)"
                 )
-            manifest = Manifest(
+            fields = dict(
                 doc_id=w.doc_id,
                 title=w.title,
                 doc_hash=w.digest,
@@ -243,7 +233,7 @@ class Memorizer:
                 self_check=checked,
                 version=version,
             )
-            manifest = Manifest.model_validate({**manifest.model_dump(), **kept}) if kept else manifest
+            manifest = Manifest(**(fields | kept))
             chunks = self.retrieval.chunks(w.text, w.doc_id) if w.index else None
             self._sync_index(txn, store, w, chunks, old, damaged)
             self.bank.save(w.doc_id, text=w.text, manifest=manifest, state=state)

@@ -241,7 +241,8 @@ class ChromaStore:
         validate_id(doc_id)
         self._writing()
         collection = self._collection(namespace)
-        stored = self._call(lambda: collection.get(where={"doc_id": doc_id}, include=["documents", "embeddings"]))
+        include = [] if embeddings is not None else ["documents", "embeddings"]  # vectors to reuse, when it embeds
+        stored = self._call(lambda: collection.get(where={"doc_id": doc_id}, include=include))
         if embeddings is not None:
             vectors = list(embeddings)
         else:  # an edited document: only the chunks whose text is new are embedded
