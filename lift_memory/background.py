@@ -102,7 +102,7 @@ class Background:
         checked = eng.check_recall(w.text)
         with m.lock, m.writing(), m.bank.transaction(job.doc_id, undo=m.undo):
             current = m.bank.manifest(job.doc_id)
-            if current.doc_hash != job.doc_hash or (current.trained and not current.stale):
+            if current.doc_hash != job.doc_hash or current.adapter_ready:
                 raise Cancelled("the document was written again while it trained")
             reason = trained_reason(stats, update, " in the background")
             fields = training_fields(eng, True, reason, stats, tasks, synthesis, m.settings(True))
@@ -123,7 +123,7 @@ class Background:
         if job is not None and job.state == "failed" and (job.error or "").startswith("interrupted"):
             with contextlib.suppress(LiftMemoryError):
                 stored = self.memorizer.bank.manifest(doc_id)
-                if stored.doc_hash == job.doc_hash and stored.trained:
+                if stored.doc_hash == job.doc_hash and stored.adapter_ready:
                     return dataclasses.replace(job, state="ready", error=None)
         return job
 

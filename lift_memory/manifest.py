@@ -90,6 +90,11 @@ class Manifest(BaseModel):
         return adapter
 
     @property
+    def adapter_ready(self) -> bool:
+        """Whether its adapter was trained on this very text (not a stale one kept from an earlier version)."""
+        return self.trained and not self.stale
+
+    @property
     def adapter_file(self) -> str | None:
         return (self.adapter or {}).get("file")
 

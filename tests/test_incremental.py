@@ -95,3 +95,25 @@ def test_in_the_background_the_previous_version_answers_until_the_new_one_is_rea
     ready = memory.get("rooms")
     assert ready.version == 2 and not ready.extra["stale"] and ready.extra["incremental"]["from_version"] == 1
     assert memory.bank.manifest("rooms").adapter_file != old_file and "in the background" in ready.reason
+
+
+def test_a_job_that_died_while_the_previous_version_answered_reads_as_failed_not_ready(memory):
+    import json
+    import threading
+
+    memory.memorize(DOC, doc_id="rooms", train=True)
+    started, release = threading.Event(), threading.Event()
+
+    def hold(info):
+        started.set()
+        assert release.wait(30)
+
+    memory.memorize(EDITED, doc_id="rooms", replace=True, background=True, callbacks=[hold])
+    assert started.wait(30)
+    threading.Timer(0.2, release.set).start()
+    memory.cancel("rooms", timeout=30)  # the stale manifest stays, as a death mid-training leaves it
+    assert memory.get("rooms").extra["stale"]
+    path = memory.root / "jobs" / "rooms.json"
+    path.write_text(json.dumps({**json.loads(path.read_text()), "state": "training", "error": None, "pid": 2**22 + 1}))
+    job = memory.job("rooms")  # the previous version's adapter is not this version's: not ready
+    assert job.state == "failed" and "interrupted" in job.error
