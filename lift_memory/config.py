@@ -170,6 +170,9 @@ class TasksConfig(ConfigModel):
     """Fraction of tasks that also appear after snippets laid out as retrieval hits (the evidence's passage
     among others, of ``retrieval.chunk_size`` tokens), resampled every epoch: teaches the adapted model to read
     the snippets of the ``hybrid`` route instead of answering over them."""
+    distill_tokens: int | None = Field(default=None, ge=16)
+    """Context distillation (``train.task_weights["distill"] > 0``): length of the passage around a task's
+    evidence that the teacher (the base model) reads before answering. None: half the context window."""
     concurrency: int = Field(default=8, ge=1)
     """Units a generator works on at once."""
     max_attempts: int = Field(default=3, ge=1)

@@ -195,18 +195,31 @@ class Engine:
         examples = [lm_example(s, self.base.prefix_ids) for s in spans]
         if tasks is None:
             return Mixture(examples, examples, share)
+        renderer = TaskRenderer(self.tokenizer, self.base.prefix_ids, self.base.eos_id)
         source = TaskMixture(
             examples,
             tasks,
-            TaskRenderer(self.tokenizer, self.base.prefix_ids, self.base.eos_id),
+            renderer,
             doc,
             windows=window_tasks(windows, doc.text),
             contextualize=self.config.tasks.contextualize,
             context_tokens=self.context_tokens(),
             retrieved=self.config.tasks.retrieved,
             snippet_tokens=self.config.retrieval.chunk_size,
+            teacher=self.teacher(doc, renderer),
         )
         return Mixture(examples, source, share)
+
+    def teacher(self, doc, renderer):
+        """The context-distillation teacher for ``doc``, or None when the ``distill`` task weighs nothing."""
+        from lift_memory.tasks.distill import TASK, Teacher
+
+        if self.train_config.task_weights.get(TASK, 0.0) <= 0:
+            return None
+        configured = self.config.tasks.distill_tokens
+        room = self.base.context_window // 2
+        tokens = configured if configured is not None else room
+        return Teacher(self.adapter.model, self.adapter.disabled, renderer, doc, context_tokens=tokens)
 
     def train(
         self, doc, doc_id: str, callbacks: Sequence[Any] = (), tasks=None, *, start=None, edit: Edit | None = None

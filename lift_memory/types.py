@@ -34,12 +34,26 @@ class Segment:
 
 
 @dataclass(frozen=True, slots=True)
+class SoftTargets:
+    """A teacher's next-token distributions over an example's labelled tokens, cut to its top k."""
+
+    ids: Any  # (n, k) long tensor: the k most likely next tokens at each of the n labelled positions
+    logp: Any  # (n, k) float tensor: their log-probabilities, renormalized over the k
+
+
+@dataclass(frozen=True, slots=True)
 class TrainingExample:
-    """One sequence to train on: loss on ``input_ids[loss_start:]`` (shifted), weighted by its ``task``."""
+    """One sequence to train on: loss on ``input_ids[loss_start:]`` (shifted), weighted by its ``task``.
+
+    ``soft``, when set, replaces those tokens' targets by a teacher's distribution over its top-k next tokens
+    at each of them (context distillation, :mod:`lift_memory.tasks.distill`): the loss there is KL(teacher ||
+    model) instead of cross-entropy on the tokens themselves.
+    """
 
     task: str
     input_ids: tuple[int, ...]
     loss_start: int = 0
+    soft: SoftTargets | None = field(default=None, compare=False)
 
     def __len__(self) -> int:
         return len(self.input_ids)

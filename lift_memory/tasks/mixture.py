@@ -8,7 +8,8 @@ variants: a task after snippets laid out as the router lays out retrieval hits (
 task's evidence among a few others, marked ``[n]``, sometimes between the document's ends), so that an
 adapted model learns to read the snippets it is shown rather than answer over them (the ``hybrid`` route).
 Contextualized examples are named ``<task>+ctx``, retrieved ones ``<task>+rag``; both are weighted like their
-task unless ``task_weights`` says otherwise.
+task unless ``task_weights`` says otherwise. With a :class:`~lift_memory.tasks.distill.Teacher`, every task
+also appears once as a context-distillation example (``distill``).
 """
 
 from __future__ import annotations
@@ -18,6 +19,7 @@ from collections.abc import Callable, Sequence
 
 from lift_memory.prompt import head_tail_span, quote
 from lift_memory.segment import TokenizedDocument
+from lift_memory.tasks.distill import Teacher
 from lift_memory.tasks.formats import TaskRenderer, excerpt
 from lift_memory.types import Task, TrainingExample
 
@@ -37,6 +39,7 @@ class TaskMixture:
         context_tokens: budget of the head-and-tail excerpt (its length is drawn in [budget/2, budget]).
         retrieved: fraction of tasks that also appear after retrieved-style snippets each epoch.
         snippet_tokens: tokens per snippet (the retrieval chunk size).
+        teacher: builds a context-distillation example of each task (None: none).
     """
 
     def __init__(
@@ -51,11 +54,14 @@ class TaskMixture:
         context_tokens: int = 128,
         retrieved: float = 0.0,
         snippet_tokens: int = 128,
+        teacher: Teacher | None = None,
     ) -> None:
         self.lm, self.tasks, self.renderer, self.doc = list(lm), tasks, renderer, doc
         self.windows, self.contextualize, self.context_tokens = list(windows), contextualize, context_tokens
         self.retrieved, self.snippet_tokens = retrieved, snippet_tokens
+        self.teacher = teacher
         self._rendered: dict[Task, TrainingExample] = {}
+        self._distilled: dict[Task, TrainingExample | None] = {}
         self.seen_tasks = 0
 
     def epoch(self, index: int, rng: random.Random) -> list[TrainingExample]:
@@ -65,6 +71,11 @@ class TaskMixture:
             if task not in self._rendered:
                 self._rendered[task] = self.renderer.example(task)
         examples = self.lm + [self._rendered[t] for t in tasks]
+        if self.teacher is not None:
+            for task in tasks:
+                if task not in self._distilled:
+                    self._distilled[task] = self.teacher.example(task)
+            examples += [d for t in tasks if (d := self._distilled[t]) is not None]
         if self.contextualize > 0 and self.context_tokens > 0:
             pool = tasks + self.windows
             for task in rng.sample(pool, round(self.contextualize * len(pool))):

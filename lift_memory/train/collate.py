@@ -26,6 +26,20 @@ class Batch:
     labels: object  # (B, T) long
     tasks: object  # (B,) long
     n_tokens: int  # real (non-pad) tokens
+    soft: Soft | None = None  # teacher targets, where any row has them
+
+
+@dataclass
+class Soft:
+    """Teacher targets of a batch, aligned with next-token targets (position t predicts token t+1)."""
+
+    ids: object  # (B, T, k) long
+    logp: object  # (B, T, k) float
+    mask: object  # (B, T) bool: positions whose loss is KL to the teacher
+
+    def cut(self, start: int, end: int | None = None) -> Soft:
+        """Positions ``start:end``."""
+        return Soft(self.ids[:, start:end], self.logp[:, start:end], self.mask[:, start:end])
 
 
 def plan_batches(lengths: Sequence[int], batch_tokens: int, rng: random.Random) -> list[list[int]]:
@@ -69,4 +83,26 @@ def collate(examples: Sequence[TrainingExample], pad_id: int, task_index: dict[s
     tasks = torch.tensor([task_index[e.task] for e in examples], dtype=torch.long)
     n_tokens = int(mask.sum())
     padded = n_tokens < mask.numel()
-    return Batch(ids, mask if padded else None, labels, tasks, n_tokens)
+    return Batch(ids, mask if padded else None, labels, tasks, n_tokens, _soft(examples, width))
+
+
+def _soft(examples: Sequence[TrainingExample], width: int) -> Soft | None:
+    """The batch's teacher targets: row r's labelled tokens ``loss_start..n-1`` are predicted at positions
+    ``loss_start-1..n-2``."""
+    import torch
+
+    given = [e for e in examples if e.soft is not None]
+    if not given:
+        return None
+    k = given[0].soft.ids.size(1)
+    ids = torch.zeros((len(examples), width, k), dtype=torch.long)
+    logp = torch.zeros((len(examples), width, k), dtype=given[0].soft.logp.dtype)
+    mask = torch.zeros((len(examples), width), dtype=torch.bool)
+    for row, ex in enumerate(examples):
+        if ex.soft is None:
+            continue
+        start, end = max(1, ex.loss_start) - 1, len(ex) - 1
+        if ex.soft.ids.shape != (end - start, k):
+            raise ValueError(f"soft targets of shape {tuple(ex.soft.ids.shape)} for {end - start} labelled tokens")
+        ids[row, start:end], logp[row, start:end], mask[row, start:end] = ex.soft.ids, ex.soft.logp, True
+    return Soft(ids, logp, mask)

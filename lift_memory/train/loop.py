@@ -24,7 +24,7 @@ from typing import Protocol, runtime_checkable
 from lift_memory.config import TrainConfig
 from lift_memory.errors import ConfigError
 from lift_memory.forward import Checkpointing, run, split_head
-from lift_memory.train.collate import IGNORE, Batch, collate, plan_batches
+from lift_memory.train.collate import IGNORE, Batch, Soft, collate, plan_batches
 from lift_memory.train.losses import next_token_targets, sliced_sums, task_counts, task_scale, task_sums
 from lift_memory.types import TrainingExample, TrainStats
 
@@ -38,7 +38,8 @@ class ExampleSource(Protocol):
 
 @dataclass(frozen=True)
 class StepInfo:
-    """What a callback sees after every optimizer step. ``seconds`` excludes time spent in callbacks."""
+    """What a callback sees after every optimizer step. ``seconds`` counts the steps and the building of their
+    examples (an epoch's examples, a context-distillation teacher's passes), never the time spent in callbacks."""
 
     step: int
     loss: float
@@ -236,6 +237,7 @@ class Trainer:
         self.model.train()
         try:
             with self._checkpointing() as ckpt:
+                started = time.perf_counter()  # a step's time includes building its epoch's examples
                 for group in self._batches(examples, rng):
                     for e in group:
                         seen[e.task] = seen.get(e.task, 0) + 1
@@ -245,8 +247,8 @@ class Trainer:
                             weights = torch.tensor([self.weight(n) for n in names], device=device)
                     if skip:  # replaying the batches a resumed run already trained on
                         skip -= 1
+                        started = time.perf_counter()
                         continue
-                    started = time.perf_counter()
                     loss, means, counts, n_tokens = self._step(group, index, weights, ckpt)
                     if c.grad_clip is not None:
                         torch.nn.utils.clip_grad_norm_(self.parameters, c.grad_clip)
@@ -270,6 +272,7 @@ class Trainer:
                         on_checkpoint(checkpoint())
                     if reason:
                         break
+                    started = time.perf_counter()
                 else:
                     reason = "no examples" if step == 0 else "exhausted"
         finally:
@@ -336,7 +339,8 @@ class Trainer:
             return sliced_sums(parts, batch, targets, first, k, c.micro_batch_tokens // batch.input_ids.size(0))
         keep = targets.size(1) - first
         logits, _ = run(self.model, batch.input_ids, attention_mask=batch.attention_mask, keep=keep)
-        return task_sums(logits, targets[:, first:], batch.tasks, k)[0]
+        soft = None if batch.soft is None else batch.soft.cut(first)
+        return task_sums(logits, targets[:, first:], batch.tasks, k, soft)[0]
 
     def _stop_reason(self, info: StepInfo, plateaued: bool) -> str:
         c = self.config
@@ -353,6 +357,7 @@ class Trainer:
 
 def _to(batch: Batch, device) -> Batch:
     move = lambda t: None if t is None else t.to(device, non_blocking=True)  # noqa: E731
+    soft = None if batch.soft is None else Soft(move(batch.soft.ids), move(batch.soft.logp), move(batch.soft.mask))
     return Batch(
-        move(batch.input_ids), move(batch.attention_mask), move(batch.labels), move(batch.tasks), batch.n_tokens
+        move(batch.input_ids), move(batch.attention_mask), move(batch.labels), move(batch.tasks), batch.n_tokens, soft
     )

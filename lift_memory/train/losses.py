@@ -3,7 +3,7 @@ gradient is its weight, not its token count; and its memory-lean form for passes
 
 from __future__ import annotations
 
-from lift_memory.train.collate import IGNORE, Batch
+from lift_memory.train.collate import IGNORE, Batch, Soft
 
 
 def next_token_targets(labels):
@@ -14,7 +14,7 @@ def next_token_targets(labels):
     return torch.cat([labels[:, 1:], labels.new_full((labels.size(0), 1), IGNORE)], dim=1)
 
 
-def task_sums(logits, targets, tasks, k: int):
+def task_sums(logits, targets, tasks, k: int, soft: Soft | None = None):
     """Per-task sums of token losses, and per-task token counts.
 
     Args:
@@ -23,6 +23,8 @@ def task_sums(logits, targets, tasks, k: int):
             loss is taken.
         tasks: (B,) task index of each row.
         k: number of tasks.
+        soft: teacher targets for the same positions; where set, a position's loss is KL(teacher || model)
+            over the teacher's top-k tokens instead of cross-entropy.
 
     Returns:
         (sums (K,), counts (K,)).
@@ -33,11 +35,25 @@ def task_sums(logits, targets, tasks, k: int):
     flat = F.cross_entropy(
         logits.reshape(-1, logits.size(-1)).float(), targets.reshape(-1), ignore_index=IGNORE, reduction="none"
     )
+    if soft is not None and bool(soft.mask.any()):
+        flat = flat.masked_scatter(soft.mask.reshape(-1), distill_losses(logits, soft))
     valid = targets.reshape(-1) != IGNORE
     row_task = tasks[:, None].expand_as(targets).reshape(-1)[valid]  # (N,)
     sums = torch.zeros(k, device=flat.device).index_add_(0, row_task, flat[valid])
     counts = torch.zeros(k, device=flat.device).index_add_(0, row_task, torch.ones_like(flat[valid]))
     return sums, counts
+
+
+def distill_losses(logits, soft: Soft):
+    """KL(teacher || model) at each position ``soft.mask`` selects, (M,): sum over the teacher's top-k tokens of
+    p (log p - log q), with p renormalized over the k and q the model's full softmax."""
+    import torch
+
+    chosen = soft.mask.reshape(-1)
+    logq = torch.log_softmax(logits.reshape(-1, logits.size(-1))[chosen].float(), -1)  # (M, V)
+    logp = soft.logp.reshape(-1, soft.logp.size(-1))[chosen].float()  # (M, k)
+    ids = soft.ids.reshape(-1, soft.ids.size(-1))[chosen]
+    return (logp.exp() * (logp - logq.gather(1, ids))).sum(-1)
 
 
 def task_counts(labels, tasks, k: int):
@@ -80,11 +96,12 @@ def sliced_sums(parts, batch: Batch, targets, first: int, k: int, width: int):
     decoder, head = parts
     hidden = decoder(input_ids=batch.input_ids, attention_mask=batch.attention_mask, use_cache=False)[0]  # (B,T,H)
 
-    def slice_sums(h, y):
-        return task_sums(head(h), y, batch.tasks, k)[0]
+    def slice_sums(h, y, soft):
+        return task_sums(head(h), y, batch.tasks, k, soft)[0]
 
     sums = torch.zeros(k, device=hidden.device)
     for start in range(first, targets.size(1), max(1, width)):
         end = start + max(1, width)
-        sums = sums + checkpoint(slice_sums, hidden[:, start:end], targets[:, start:end], use_reentrant=False)
+        soft = None if batch.soft is None else batch.soft.cut(start, end)
+        sums = sums + checkpoint(slice_sums, hidden[:, start:end], targets[:, start:end], soft, use_reentrant=False)
     return sums
