@@ -6,8 +6,12 @@ the part a prompt can show. Its questions are phrased the way a user would ask t
 offline task generator phrases its training questions (a test checks that no question appears verbatim among
 the training tasks), and are scored with the NIAH keyword scorer.
 
-Every benchmark that judges quality on a real model uses this set, so their figures are comparable. This
-module knows documents and scoring; it calls only the public ``LiftMemory`` API.
+It also measures *preservation*, what an adapter must not change: KL(base || adapted) on text unrelated to
+the documents (:func:`kl_unrelated`), and whether the adapted model still answers a question about a passage
+in its prompt as the base model does (:func:`in_context`, the in-context reading that Gated Memory is meant to
+protect).
+
+Every benchmark that judges quality on a real model uses this set, so their figures are comparable.
 """
 
 from __future__ import annotations
@@ -135,3 +139,72 @@ def bare_span(answer: str, max_words: int = 3) -> bool:
     makes it answer like this."""
     text = answer.strip()
     return len(text.split()) <= max_words or (len(text) > 1 and text[0] in "\"'“" and text[-1] in "\"'”")
+
+
+UNRELATED = (
+    "Bread has been made for at least thirty thousand years. Early bakers ground wild grains between stones, "
+    "mixed the flour with water and cooked the paste on hot rocks. Leavened bread came later, when wild yeasts "
+    "were found to make dough rise, and ovens of clay let bakers control the heat.",
+    "To change a bicycle tyre, shift to the smallest cog, open the brake and the quick release, and take the "
+    "wheel out. Lever one side of the tyre off the rim, pull out the tube, and run a finger inside the tyre to "
+    "find what caused the puncture before fitting the new tube.",
+)
+"""Paragraphs unrelated to every document of the set (for :func:`kl_unrelated`)."""
+
+IN_CONTEXT = (
+    (
+        "The village of Tarn holds its apple fair on the first Saturday of October. The prize for the largest "
+        "apple is a copper kettle, and last year it went to a farmer named Edith Corran.",
+        Fact("", "What is the prize for the largest apple?", ("kettle",)),
+    ),
+    (
+        "Our office moved to the fourth floor of the Hartley Building in March. Parking is in the garage on "
+        "Elm Street, and the entrance code for the side door is 4417.",
+        Fact("", "What is the entrance code for the side door?", ("4417",)),
+    ),
+    (
+        "The museum's new exhibit shows tools used by glassblowers in Venice. It opens on May 3 and closes at "
+        "the end of August; tickets cost twelve euros for adults.",
+        Fact("", "How much does an adult ticket cost?", ("twelve",)),
+    ),
+)
+"""Passages with a question each, unrelated to every document of the set (for :func:`in_context`)."""
+
+
+def accuracy(memory, doc: QADocument, doc_id: str, mode: str, max_new_tokens: int = 48) -> float:
+    """Mean score of ``memory``'s answers to ``doc``'s questions, asked through ``mode`` (a route or auto)."""
+    answers = [memory.ask(f.question, doc_id, mode=mode, max_new_tokens=max_new_tokens).text for f in doc.facts]
+    return sum(score(a, f) for a, f in zip(answers, doc.facts, strict=True)) / len(doc.facts)
+
+
+def kl_unrelated(memory, doc_id: str | None) -> float:
+    """Mean per-token KL(base || adapted), in nats, over :data:`UNRELATED` (``doc_id`` None: the adapter slot
+    in its initial state)."""
+    from lift_memory.eval.probe import kl_from_base
+
+    return sum(kl_from_base(memory, text, doc_id) for text in UNRELATED) / len(UNRELATED)
+
+
+def in_context(memory, doc_id: str, max_new_tokens: int = 32) -> dict[str, float]:
+    """In-context reading with and without ``doc_id``'s adapter: each :data:`IN_CONTEXT` passage is put in
+    the prompt with its question. Returns the base model's and the adapted model's accuracy, and ``kept``:
+    the fraction of questions the adapted model answers as well as the base model does."""
+    from lift_memory.generate import generate_ids
+    from lift_memory.prompt import render
+
+    eng = memory.engine
+    generation = eng.generation(max_new_tokens=max_new_tokens)
+    scores: dict[str | None, list[float]] = {None: [], doc_id: []}
+    for passage, fact in IN_CONTEXT:
+        ids = render(eng.tokenizer, passage, fact.question, eng.base.prefix_ids)
+        for adapter in scores:
+            with eng.lock, eng.use(adapter):
+                out = list(generate_ids(eng.adapter.model, ids, generation, eng.base.eos_ids))
+            scores[adapter].append(score(eng.tokenizer.decode(out, skip_special_tokens=True), fact))
+    base, adapted = scores[None], scores[doc_id]
+    n = len(IN_CONTEXT)
+    return {
+        "base": round(sum(base) / n, 3),
+        "adapted": round(sum(adapted) / n, 3),
+        "kept": round(sum(a >= b for a, b in zip(adapted, base, strict=True)) / n, 3),
+    }
