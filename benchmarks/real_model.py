@@ -39,11 +39,6 @@ os.environ.setdefault("HF_HUB_OFFLINE", "1")
 
 MODEL = "smollm2-135m-instruct"
 MODES = (*ROUTES, "auto")
-UNRELATED = (
-    "Bread has been made for at least thirty thousand years. Early bakers ground wild grains between stones, "
-    "mixed the flour with water and cooked the paste on hot rocks. Leavened bread came later, when wild yeasts "
-    "were found to make dough rise, and ovens of clay let bakers control the heat."
-)
 
 
 def _peak_rss_mb() -> float:
@@ -142,7 +137,7 @@ def recall_figures(memory, tokens: int) -> dict:
 
 
 def route_figures(memory, docs, tokens: int, modes, details: bool) -> tuple[list[dict], list]:
-    from lift_memory.eval.questions import bare_span, score
+    from lift_memory.eval.questions import bare_span, kl_unrelated, score
 
     tok = memory.engine.tokenizer
     results: dict[str, list[dict]] = {m: [] for m in modes}
@@ -208,17 +203,11 @@ def route_figures(memory, docs, tokens: int, modes, details: bool) -> tuple[list
             {
                 "benchmark": "real_model.voice",
                 "model": MODEL,
-                "kl_unrelated": [round(kl(memory, r.doc_id), 4) for r in records],
-                "note": "mean per-token KL(base || adapted) in nats on a paragraph unrelated to the documents",
+                "kl_unrelated": [round(kl_unrelated(memory, r.doc_id), 4) for r in records],
+                "note": "mean per-token KL(base || adapted) in nats on lift_memory.eval.questions.UNRELATED",
             }
         )
     return rows, records
-
-
-def kl(memory, doc_id: str) -> float:
-    from lift_memory.eval.probe import kl_from_base
-
-    return kl_from_base(memory, UNRELATED, doc_id)
 
 
 def main(argv: list[str] | None = None) -> int:

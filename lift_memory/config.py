@@ -88,6 +88,10 @@ class TrainConfig(ConfigModel):
     """Stop after this many trained tokens (None: no token budget)."""
     max_seconds: float | None = Field(default=None, gt=0)
     """Stop after this much training time (None: no time budget). Makes runs depend on machine speed."""
+    max_epochs: float | None = Field(default=None, gt=0)
+    """Stop after this many passes over the document's examples (None: no epoch budget); a fraction counts the
+    epoch's batches. A budget that grows with the document: recall of a fact takes a few passes, whatever the
+    length."""
     plateau_patience: int | None = Field(default=60, ge=1)
     """Stop when the smoothed loss has not improved by ``plateau_delta`` for this many steps."""
     plateau_delta: float = Field(default=1e-3, ge=0)
@@ -117,8 +121,8 @@ class TrainConfig(ConfigModel):
 
     @model_validator(mode="after")
     def _has_budget(self) -> TrainConfig:
-        if self.max_steps is None and self.max_tokens is None and self.max_seconds is None:
-            raise ValueError("train: set at least one of max_steps, max_tokens or max_seconds")
+        if all(b is None for b in (self.max_steps, self.max_tokens, self.max_seconds, self.max_epochs)):
+            raise ValueError("train: set at least one of max_steps, max_tokens, max_seconds or max_epochs")
         if any(w < 0 for w in self.task_weights.values()):
             raise ValueError(f"train.task_weights must be >= 0, got {self.task_weights}")
         return self

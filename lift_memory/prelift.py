@@ -153,7 +153,7 @@ def prelift(
         mixtures.append(engine.mixture(tokenize(text, engine.tokenizer), lambda tasks=tasks: tasks).source)
     corpus_id = hashlib.sha256("".join(f"{p.name}:{hashlib.sha256(t.encode()).hexdigest()}" for p, t in texts).encode())
     # What a checkpoint must agree on to be continued: everything but the budget (a run may be extended).
-    budget = {"max_steps", "max_tokens", "max_seconds"}
+    budget = {"max_steps", "max_tokens", "max_seconds", "max_epochs"}
     settings = config.model_dump(mode="json", exclude={"train": budget, "root": True})
     fingerprint = hashlib.sha256(
         f"{corpus_id.hexdigest()}|{engine.base.fingerprint}|{json.dumps(settings, sort_keys=True)}".encode()

@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+import math
 import random
 
 import pytest
@@ -193,3 +194,30 @@ def test_micro_batches_and_checkpointing_train_exactly_like_one_pass(tiny_model_
     assert split.tokens == one.tokens and split.final_loss == pytest.approx(one.final_loss, rel=1e-4)
     assert all(torch.allclose(state_one[k], state_split[k], atol=1e-6) for k in state_one)
     assert any(not torch.equal(state_one[k], adapter._initial[k]) for k in state_one)
+
+
+def test_an_epoch_budget_stops_after_that_many_passes(tiny_model_dir):
+    examples, runs = _examples(), {}
+    for epochs in (2.0, 0.5):
+        config = TrainConfig(
+            learning_rate=1e-3, max_steps=None, max_epochs=epochs, batch_tokens=128, plateau_patience=None
+        )
+        _, adapter = _fresh(tiny_model_dir)
+        runs[epochs] = Trainer(adapter.model, adapter.parameters(), config, pad_id=2, progress=False).fit(examples)
+    assert all(r.stop_reason == "max_epochs" for r in runs.values())
+    assert sum(runs[2.0].examples_by_task.values()) == 2 * len(examples)  # every example twice
+    batches = runs[2.0].steps // 2
+    assert runs[0.5].steps == math.ceil(batches / 2)  # a fraction counts the epoch's batches
+
+
+def test_an_epoch_budget_is_a_budget_for_the_grid_and_the_cli():
+    from lift_memory.cli import build_parser
+    from lift_memory.eval.niah.grid import NIAHConfig
+
+    assert NIAHConfig(max_epochs=3).train().max_epochs == 3 and NIAHConfig().train().max_epochs is None
+    assert NIAHConfig(max_epochs=3).run_id() != NIAHConfig().run_id()
+    assert TrainConfig(max_steps=None, max_epochs=1).max_epochs == 1
+    with pytest.raises(ValueError, match="max_epochs"):
+        TrainConfig(max_steps=None)
+    args = build_parser().parse_args(["memorize", "f.txt", "--max-epochs", "2.5"])
+    assert args.max_epochs == 2.5

@@ -16,7 +16,7 @@ import sys
 from collections.abc import Sequence
 
 from lift_memory.cli import commands, experiments
-from lift_memory.cli.common import COUNT, FRACTION, csv_list, number
+from lift_memory.cli.common import COUNT, EPOCHS, FRACTION, csv_list, number
 from lift_memory.errors import LiftMemoryError, first_line
 from lift_memory.router import MODES
 
@@ -50,6 +50,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--adapter", choices=["lora", "gated_memory"], help="adapter kind (default: lora)")
     p.add_argument("--gate", choices=["paper", "exact"], help="Gated Memory's gate (with --adapter gated_memory)")
     p.add_argument("--max-steps", type=COUNT, help="training step budget (default 400)")
+    p.add_argument("--max-epochs", type=EPOCHS, help="training budget in passes over the document (default: none)")
     p.add_argument("--config", metavar="FILE", help="MemoryConfig fields as JSON or TOML; flags override it")
     p.add_argument(
         "--background", action="store_true", help="return once stored and indexed; train in a detached process"
@@ -150,6 +151,7 @@ def build_parser() -> argparse.ArgumentParser:
         "--needle", nargs=4, metavar=("TEXT", "PREFIX", "QUESTION", "KEYWORDS"), help="custom needle (keywords: a,b)"
     )
     p.add_argument("--max-steps", type=COUNT, help="training budget per cell")
+    p.add_argument("--max-epochs", type=EPOCHS, help="training budget per cell in passes over its examples")
     p.add_argument("--k", type=COUNT, help="snippets for rag and hybrid")
     p.add_argument("--out", default="niah-report", help="output directory (default ./niah-report); reruns resume")
     p.set_defaults(func=experiments.cmd_niah)

@@ -25,6 +25,7 @@ def config_from_args(args: argparse.Namespace):
     put("model", "name", args.model)
     put("model", "context_window", getattr(args, "window", None))
     put("train", "max_steps", getattr(args, "max_steps", None))
+    put("train", "max_epochs", getattr(args, "max_epochs", None))
     if getattr(args, "adapter", None):
         gate = {"gate": args.gate} if args.adapter == "gated_memory" and getattr(args, "gate", None) else {}
         data["adapter"] = {**data.get("adapter", {}), "kind": args.adapter, **gate}
@@ -92,3 +93,4 @@ def number(kind, low: float, high: float | None = None):
 
 COUNT = number(int, 1)
 FRACTION = number(float, 0.0, 1.0)
+EPOCHS = number(float, 0.1)

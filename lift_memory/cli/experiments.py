@@ -32,16 +32,17 @@ def run_niah(args: argparse.Namespace, preset: str | None, out: str) -> dict:
         model=args.model,
         window=getattr(args, "window", None),
         max_steps=getattr(args, "max_steps", None),
+        max_epochs=getattr(args, "max_epochs", None),
         k=getattr(args, "k", None),
     )
     memory = None
     if args.root:  # the cells' memories go to --root instead of <out>/memory
-        from lift_memory.config import MemoryConfig, ModelConfig, TrainConfig
+        from lift_memory.config import MemoryConfig, ModelConfig
         from lift_memory.memory import LiftMemory
 
         settings = MemoryConfig(
             model=ModelConfig(name=config.model, context_window=config.window),
-            train=TrainConfig(max_steps=config.max_steps),
+            train=config.train(),
         )
         memory = LiftMemory(settings, root=args.root, progress=False)
     rows = run_grid(config, out, memory=memory, progress=not args.quiet)

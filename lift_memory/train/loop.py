@@ -3,7 +3,7 @@
 One loop, no framework: length-bucketed batches (see :mod:`lift_memory.train.collate`), linear warm-up then a
 constant rate (LIFT trains at a constant rate), gradient clipping, and a loss that is the weighted mean of
 per-task mean token losses, so that a task type's share of the gradient is its weight, not its token count.
-It stops on the first of: step, token or time budget, a loss plateau, or a callback asking to stop.
+It stops on the first of: step, token, time or epoch budget, a loss plateau, or a callback asking to stop.
 
 Examples come from a sequence (the same every epoch) or from an :class:`ExampleSource`, asked once per epoch,
 so sources can resample contextualized examples or add tasks that arrived while training ran.
@@ -154,15 +154,16 @@ class Trainer:
         return weights.get(task, weights.get(task.split("+", 1)[0], 0.0))
 
     def _batches(self, source, rng: random.Random):
-        """Endless stream of (examples) batches, re-planned every epoch."""
+        """Endless stream of (epochs done after this batch, batch of examples), re-planned every epoch."""
         epoch = 0
         while True:
             examples = source.epoch(epoch, rng) if isinstance(source, ExampleSource) else source
             examples = [e for e in examples if self.weight(e.task) > 0 and len(e) > 1]
             if not examples:
                 return
-            for idx in plan_batches([len(e) for e in examples], self.config.batch_tokens, rng):
-                yield [examples[i] for i in idx]
+            plan = plan_batches([len(e) for e in examples], self.config.batch_tokens, rng)
+            for done, idx in enumerate(plan, start=1):
+                yield epoch + done / len(plan), [examples[i] for i in idx]
             epoch += 1
 
     def fit(
@@ -238,7 +239,7 @@ class Trainer:
         try:
             with self._checkpointing() as ckpt:
                 started = time.perf_counter()  # a step's time includes building its epoch's examples
-                for group in self._batches(examples, rng):
+                for epochs, group in self._batches(examples, rng):
                     for e in group:
                         seen[e.task] = seen.get(e.task, 0) + 1
                         if e.task not in index:
@@ -265,7 +266,7 @@ class Trainer:
                     info = StepInfo(step, loss_value, lr, tokens, tokens / seconds, seconds, dict(last_by_task))
                     bar.update()
                     bar.set_postfix(loss=f"{loss_value:.3f}", tok_s=f"{info.tokens_per_second:.0f}", refresh=False)
-                    reason = self._stop_reason(info, plateau.update(loss_value))
+                    reason = self._stop_reason(info, epochs, plateau.update(loss_value))
                     if any([cb(info) for cb in self.callbacks]):
                         reason = reason or "callback"
                     if on_checkpoint is not None and checkpoint_every and (reason or step % checkpoint_every == 0):
@@ -342,7 +343,7 @@ class Trainer:
         soft = None if batch.soft is None else batch.soft.cut(first)
         return task_sums(logits, targets[:, first:], batch.tasks, k, soft)[0]
 
-    def _stop_reason(self, info: StepInfo, plateaued: bool) -> str:
+    def _stop_reason(self, info: StepInfo, epochs: float, plateaued: bool) -> str:
         c = self.config
         if c.max_steps is not None and info.step >= c.max_steps:
             return "max_steps"
@@ -350,6 +351,8 @@ class Trainer:
             return "max_tokens"
         if c.max_seconds is not None and info.seconds >= c.max_seconds:
             return "max_seconds"
+        if c.max_epochs is not None and epochs >= c.max_epochs - 1e-9:
+            return "max_epochs"
         if plateaued and info.step > c.warmup_steps:
             return "plateau"
         return ""

@@ -47,3 +47,26 @@ def test_compare_routes_answers_by_every_route(tmp_path, tiny_model_dir, fast_co
     assert list(answers) == ["icl", "lift", "rag", "hybrid", "auto"] and report["document_tokens"] > 128
     assert answers["auto"]["route"] == "hybrid" and report["train_steps"] > 0
     assert 0 < answers["icl"]["coverage"] < 1 and 0 < answers["lift"]["coverage"] < 1
+
+
+def test_preservation_measures_see_an_adapter_that_changes_nothing_and_one_that_does(
+    tmp_path, tiny_model_dir, fast_config
+):
+    from lift_memory.eval.questions import IN_CONTEXT, accuracy, in_context, kl_unrelated
+
+    results = {}
+    for name, rate in (("still", 1e-12), ("moved", 5e-2)):
+        train = fast_config.train.model_copy(update={"learning_rate": rate, "max_steps": 4, "warmup_steps": 0})
+        config = fast_config.model_copy(update={"train": train})
+        memory = LiftMemory(
+            config, root=tmp_path / name, model=str(tiny_model_dir), embedder=HashEmbedder(), progress=False
+        )
+        doc = DOCUMENTS[1]
+        memory.memorize(doc.build(memory.engine.tokenizer, 300), doc_id="doc", train=True)
+        results[name] = (kl_unrelated(memory, "doc"), in_context(memory, "doc"))
+        assert 0.0 <= accuracy(memory, doc, "doc", "rag") <= 1.0
+        memory.close()
+    (kl_still, kept_still), (kl_moved, _) = results["still"], results["moved"]
+    assert kl_still < 1e-6 < kl_moved
+    assert kept_still["kept"] == 1.0 and kept_still["base"] == kept_still["adapted"]
+    assert len(IN_CONTEXT) >= 3

@@ -81,6 +81,9 @@ class NIAHConfig(BaseModel):
     are LIFT's setting: a short-context model and a long input."""
     max_steps: int = Field(default=300, ge=1)
     """Training budget per cell (optimizer steps)."""
+    max_epochs: float | None = Field(default=None, gt=0)
+    """Training budget per cell in passes over its examples (None: steps alone). With a generous ``max_steps``
+    this is the fair budget across lengths: a long haystack gets proportionally more steps."""
     k: int = Field(default=5, ge=1)
     """Snippets retrieved for rag and hybrid; hit@k uses the same k."""
     max_new_tokens: int = Field(default=24, ge=1)
@@ -94,10 +97,17 @@ class NIAHConfig(BaseModel):
             raise ValueError(f"depths are fractions in [0, 1], got {bad}; write 0.5 for 50 %")
         return depths
 
+    def train(self):
+        """The training settings of every cell."""
+        from lift_memory.config import TrainConfig
+
+        return TrainConfig(max_steps=self.max_steps, max_epochs=self.max_epochs)
+
     def run_id(self) -> str:
         """Identifies what a cell's result depends on — everything but the grid's axes — so results of another
         configuration are never mixed in, while a grid widened by lengths, depths or methods reuses its cells."""
-        settings = self.model_dump_json(exclude={"lengths", "depths", "methods"})
+        unset = {"max_epochs"} if self.max_epochs is None else set()  # runs from before the field keep their id
+        settings = self.model_dump_json(exclude={"lengths", "depths", "methods", *unset})
         return hashlib.sha256(settings.encode()).hexdigest()[:12]
 
 
@@ -152,7 +162,7 @@ def run_grid(
         progress: show a progress bar with the estimated time left.
     """
     from lift_memory import LiftMemory, MemoryConfig
-    from lift_memory.config import ModelConfig, TrainConfig
+    from lift_memory.config import ModelConfig
     from lift_memory.progress import bar as progress_bar
 
     out = Path(out)
@@ -163,7 +173,7 @@ def run_grid(
     done = {(r["length"], r["depth"], r["method"]) for r in load_results(results, run_id)}
     if memory is None:
         model = ModelConfig(name=config.model, context_window=config.window)
-        settings = MemoryConfig(model=model, train=TrainConfig(max_steps=config.max_steps))
+        settings = MemoryConfig(model=model, train=config.train())
         memory = LiftMemory(settings, root=out / "memory", progress=False)
     texts = corpus_texts(config.haystack_dir)
     needles = [n.needle() for n in config.needles]
