@@ -178,10 +178,7 @@ def run_objective(name, doc, text, model, window, seconds, writer, root) -> dict
     record = memory.memorize(text, doc_id=doc.name, train=True)
     out = {
         "steps": record.train.steps,
-        "lift": questions.accuracy(memory, doc, doc.name, "lift"),
-        "hybrid": questions.accuracy(memory, doc, doc.name, "hybrid"),
-        "kl": questions.kl_unrelated(memory, doc.name),
-        "in_context": questions.in_context(memory, doc.name)["kept"],
+        **questions.measure(memory, doc, doc.name),
         "generation_seconds": generation,
         "examples": record.train.examples_by_task,
     }

@@ -18,6 +18,10 @@ from lift_memory.errors import AdapterMismatchError
 from lift_memory.types import MemoryRecord, SelfCheck, TrainStats, Usage
 
 FORMAT = 1
+ADDED_SETTINGS: dict[str, dict[str, Any]] = {"train": {"max_epochs": None}, "tasks": {"distill_tokens": None}}
+"""Settings added since format 1 was first written, each with its value that means "as before". A memory
+stored before a field existed lacks it; at that value the field is left out of the comparison, so that an
+upgrade does not make every stored memory look different (and train again)."""
 OWN_FILE = re.compile(r"(document-[0-9a-f]{16}\.txt|adapter-[0-9a-f]{16}\.safetensors)")
 """The only file names a manifest may name: its own content-named files, never a path."""
 
@@ -100,7 +104,11 @@ class Manifest(BaseModel):
 
     def made_with(self, fingerprint: str, settings: dict[str, Any]) -> bool:
         """Whether this memory is current (not stale) and was made on this base model with these settings."""
-        return self.base.fingerprint == fingerprint and self.settings == settings and not self.stale
+        return (
+            self.base.fingerprint == fingerprint
+            and comparable(self.settings) == comparable(settings)
+            and not self.stale
+        )
 
     def same_memory(self, digest: str, fingerprint: str, settings: dict[str, Any]) -> bool:
         """Whether this already holds ``digest``'s text, trained on this base model with these settings."""
@@ -138,6 +146,15 @@ class Manifest(BaseModel):
                 "incremental": self.incremental,
             },
         )
+
+
+def comparable(settings: dict[str, Any]) -> dict[str, Any]:
+    """``settings`` without the :data:`ADDED_SETTINGS` that hold their "as before" value."""
+    out = dict(settings)
+    for section, fields in ADDED_SETTINGS.items():
+        if isinstance(out.get(section), dict):
+            out[section] = {k: v for k, v in out[section].items() if k not in fields or fields[k] != v}
+    return out
 
 
 def check_fits(

@@ -73,6 +73,27 @@ def test_identical_text_is_a_no_op(memory):
     assert again == first and calls == []
 
 
+def test_a_memory_stored_before_a_setting_existed_is_still_the_same_memory(memory):
+    from lift_memory.manifest import ADDED_SETTINGS
+
+    first = memory.memorize(TEXT, doc_id="older")
+    stored = memory.bank.manifest("older").settings
+    older = dict(stored)
+    for section, fields in ADDED_SETTINGS.items():  # as written by the release before these fields
+        assert set(fields) <= set(stored[section])
+        older[section] = {k: v for k, v in stored[section].items() if k not in fields}
+    with memory.bank.transaction("older"):
+        memory.bank.update_manifest("older", settings=older)
+    calls = []
+    assert memory.memorize(TEXT, doc_id="older", callbacks=[calls.append]).doc_hash == first.doc_hash
+    assert calls == []  # not trained again
+    changed = {**older, "train": {**older["train"], "max_epochs": 2.0}}
+    with memory.bank.transaction("older"):
+        memory.bank.update_manifest("older", settings=changed)
+    memory.memorize(TEXT, doc_id="older", callbacks=[calls.append], replace=True)
+    assert calls  # a setting that differs still counts
+
+
 def test_a_different_text_under_a_taken_id_is_refused_unless_replaced(memory):
     memory.memorize(TEXT, doc_id="taken")
     with pytest.raises(DocumentExistsError, match="replace=True"):

@@ -208,3 +208,10 @@ def in_context(memory, doc_id: str, max_new_tokens: int = 32) -> dict[str, float
         "adapted": round(sum(adapted) / n, 3),
         "kept": round(sum(a >= b for a, b in zip(adapted, base, strict=True)) / n, 3),
     }
+
+
+def measure(memory, doc: QADocument, doc_id: str, modes: tuple[str, ...] = ("lift", "hybrid")) -> dict[str, float]:
+    """What the benchmarks report for one memorized document of the set: accuracy through each of ``modes``,
+    KL on unrelated text, and the share of in-context answers kept."""
+    out = {mode: round(accuracy(memory, doc, doc_id, mode), 3) for mode in modes}
+    return out | {"kl": round(kl_unrelated(memory, doc_id), 4), "in_context": in_context(memory, doc_id)["kept"]}
