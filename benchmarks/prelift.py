@@ -6,7 +6,15 @@ needle each. For each start and document: steps and seconds until the needle com
 document perplexity after a fixed number of steps, and KL(base || adapted) on unrelated text — for the start
 itself and after per-document LIFT.
 
+With ``--model`` (e.g. smollm2-135m-instruct) the same comparison runs on a real model with its window capped:
+the pre-LIFT corpus is haystack documents of held-out Python documentation, the evaluation documents are the
+held-out question set's (lift_memory.eval.questions), and "recall" is the first probe (every ``--every``
+steps) at which the adapter alone answers at least half of a document's questions from a bare prompt
+({"benchmark": "prelift.real", ...}).
+
 Prints JSON lines. Usage: python benchmarks/prelift.py [--prelift-steps 400] [--steps 150]
+       python benchmarks/prelift.py --model smollm2-135m-instruct [--window 512] [--tokens 1200]
+              [--prelift-steps 40] [--steps 40] [--docs 2] [--every 5]
 """
 
 from __future__ import annotations
@@ -72,12 +80,124 @@ def evaluate(start: Path | None, docs, steps: int, unrelated: str, root: str) ->
     }
 
 
+class QuestionProbe:
+    """Trainer callback: every ``every`` steps, the adapter being trained answers ``doc``'s questions from bare
+    prompts; records the first step (and training seconds) at which at least half are right."""
+
+    def __init__(self, memory, doc, every: int) -> None:
+        self.memory, self.doc, self.every = memory, doc, every
+        self.recalled_at_step: int | None = None
+        self.recalled_at_seconds: float | None = None
+        self.history: list[tuple[int, float]] = []
+
+    def __call__(self, info) -> bool:
+        from lift_memory.eval.probe import bare_completion
+        from lift_memory.eval.questions import score
+
+        if info.step % self.every or self.recalled_at_step is not None:
+            return False
+        said = [bare_completion(self.memory, f.question, 32, question=True) for f in self.doc.facts]
+        accuracy = sum(score(a, f) for a, f in zip(said, self.doc.facts, strict=True)) / len(self.doc.facts)
+        self.history.append((info.step, round(accuracy, 3)))
+        if accuracy >= 0.5:
+            self.recalled_at_step, self.recalled_at_seconds = info.step, round(info.seconds, 2)
+        return False
+
+
+def real_evaluate(config, docs, tokens: int, every: int, root: str) -> dict:
+    """Per-document LIFT from ``config``'s start on the question set's ``docs``."""
+    from lift_memory import LiftMemory
+    from lift_memory.eval import questions
+
+    memory = LiftMemory(config, root=root, progress=False)
+    start_kl = questions.kl_unrelated(memory, None)
+    rows = []
+    for doc in docs:
+        probe = QuestionProbe(memory, doc, every)
+        text = doc.build(memory.engine.tokenizer, tokens)
+        record = memory.memorize(text, doc_id=doc.name, train=True, callbacks=[probe])
+        rows.append(
+            {
+                "document": doc.name,
+                "steps_to_recall": probe.recalled_at_step,
+                "seconds_to_recall": probe.recalled_at_seconds,
+                "probes": probe.history,
+                "steps": record.train.steps,
+                **questions.measure(memory, doc, doc.name, modes=("lift",)),
+            }
+        )
+    memory.close()
+    recalled = [r["steps_to_recall"] for r in rows if r["steps_to_recall"] is not None]
+    return {
+        "documents": rows,
+        "recalled": f"{len(recalled)}/{len(rows)}",
+        "median_steps_to_recall": statistics.median(recalled) if recalled else None,
+        "kl_unrelated_start": round(start_kl, 4),
+        "mean_kl_unrelated_after": round(statistics.mean(r["kl"] for r in rows), 4),
+    }
+
+
+def real(args) -> dict:
+    """The comparison on a real model (see the module's docstring)."""
+    from lift_memory import MemoryConfig
+    from lift_memory.config import ModelConfig, TrainConfig
+    from lift_memory.eval import questions
+    from lift_memory.eval.niah.haystack import build_haystack, corpus_texts
+    from lift_memory.models import load_model
+    from lift_memory.prelift import prelift
+
+    model = ModelConfig(name=args.model, context_window=args.window)
+    tok = load_model(model, progress=False).tokenizer
+    texts = corpus_texts()
+
+    def config(steps: int, start: Path | None = None) -> MemoryConfig:
+        train = TrainConfig(max_steps=steps, plateau_patience=None, batch_tokens=1024)
+        return MemoryConfig(model=model, train=train, start=start)
+
+    docs = questions.DOCUMENTS[: args.docs]
+    with tempfile.TemporaryDirectory() as root:
+        corpus, start = Path(root) / "corpus", Path(root) / "start"
+        corpus.mkdir()
+        for i in range(args.corpus_docs):  # held-out documentation, none of it in the evaluation documents
+            (corpus / f"doc{i:02d}.txt").write_text(build_haystack(tok, args.tokens, texts[i :: args.corpus_docs]))
+        manifest = prelift(corpus, start, config(args.prelift_steps), progress=False)
+        plain = real_evaluate(config(args.steps), docs, args.tokens, args.every, f"{root}/plain")
+        pre = real_evaluate(config(args.steps, start), docs, args.tokens, args.every, f"{root}/pre")
+    ratio = None
+    if plain["median_steps_to_recall"] and pre["median_steps_to_recall"]:
+        ratio = round(pre["median_steps_to_recall"] / plain["median_steps_to_recall"], 3)
+    return {
+        "benchmark": "prelift.real",
+        "model": args.model,
+        "window": args.window,
+        "document_tokens": args.tokens,
+        "prelift_steps": manifest["train"]["steps"],
+        "prelift_seconds": manifest["train"]["seconds"],
+        "corpus_documents": len(manifest["corpus"]["train"]),
+        "per_document_steps": args.steps,
+        "plain_start": plain,
+        "prelift_start": pre,
+        "steps_to_recall_ratio": ratio,
+        "target": "ratio <= 0.5 at no higher KL on unrelated text",
+    }
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--prelift-steps", type=int, default=400)
     parser.add_argument("--steps", type=int, default=150, help="per-document steps")
-    parser.add_argument("--tokens", type=int, default=2048, help="evaluation document length")
+    parser.add_argument("--tokens", type=int, default=None, help="evaluation document length (2048; real: 1200)")
+    parser.add_argument("--model", help="run the comparison on this real model and the question set")
+    parser.add_argument("--window", type=int, default=512, help="context window cap (with --model)")
+    parser.add_argument("--docs", type=int, default=2, help="question-set documents (with --model)")
+    parser.add_argument("--corpus-docs", type=int, default=4, help="pre-LIFT corpus documents (with --model)")
+    parser.add_argument("--every", type=int, default=5, help="probe every this many steps (with --model)")
     args = parser.parse_args()
+    if args.model is not None:
+        args.tokens = args.tokens or 1200
+        print(json.dumps(real(args)), flush=True)
+        return
+    args.tokens = args.tokens or 2048
 
     from lift_memory import MemoryConfig
     from lift_memory.builtin import _stdlib_docstrings, held_out_text
