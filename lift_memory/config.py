@@ -63,7 +63,8 @@ class TrainConfig(ConfigModel):
     learning_rate: float | None = Field(default=None, gt=0)
     """Peak learning rate (AdamW). None: for LoRA 4e-3 on ``builtin:tiny`` (whose embeddings train too), 2e-3
     on models under a billion parameters (measured on SmolLM2-135M: 3e-4 recalls little in a short budget),
-    else 3e-4 (LIFT's fast LoRA setting); for Gated Memory 1e-2 on ``builtin:tiny``, else 1e-3 (LIFT v2)."""
+    else 3e-4 (LIFT's fast LoRA setting); for Gated Memory 1e-2 on ``builtin:tiny`` and models under a billion
+    parameters (measured on SmolLM2-135M: 1e-3 learned almost nothing in a short budget), else 1e-3 (LIFT v2)."""
     warmup_steps: int = Field(default=10, ge=0)
     """Linear warm-up steps; constant afterwards (LIFT trains at a constant rate)."""
     weight_decay: float = Field(default=1e-4, ge=0)
