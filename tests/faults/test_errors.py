@@ -23,7 +23,7 @@ CONFIGS = {
     "nested": (lambda: MemoryConfig(train={"learning_rate": -1}), r"train\.learning_rate=-1: .*0 < value"),
     "unknown field": (lambda: MemoryConfig(trian={}), r"trian"),
     "wrong type": (lambda: GenerationConfig(max_new_tokens="lots"), r"generation\.max_new_tokens='lots'"),
-    "cross-field": (lambda: TrainConfig(max_steps=None), r"max_steps, max_tokens or max_seconds"),
+    "cross-field": (lambda: TrainConfig(max_steps=None), r"max_steps, max_tokens, max_seconds or max_epochs"),
     "probability": (lambda: TasksConfig(contextualize=2.0), r"tasks\.contextualize=2\.0: .*value <= 1"),
     "port": (lambda: RetrievalConfig(port=0), r"retrieval\.port=0"),
 }

@@ -23,7 +23,7 @@ def test_tasks_improve_recall_on_held_out_prompts(builtin_dir, tmp_path):
 
     def train(generator, name):
         config = MemoryConfig(
-            train=TrainConfig(max_steps=120, plateau_patience=None),
+            train=TrainConfig(max_steps=120, batch_tokens=1024, plateau_patience=None),
             tasks=TasksConfig(generator="none", contextualize=0.0),
             retrieval=RetrievalConfig(enabled=False),
         )
@@ -35,4 +35,4 @@ def test_tasks_improve_recall_on_held_out_prompts(builtin_dir, tmp_path):
     tasked, tasked_record = train(ExtractiveGenerator(exclude=[t.prompt for t in held_out]), "tasked")
     assert plain_record.train.steps == tasked_record.train.steps == 120
     assert tasked_record.tasks.get("recall", 0) >= len(recall) - len(held_out)
-    assert task_accuracy(tasked, held_out, "doc") > task_accuracy(plain, held_out, "doc")
+    assert task_accuracy(tasked, held_out, "doc") > task_accuracy(plain, held_out, "doc")  # 0.125 against 0.0
