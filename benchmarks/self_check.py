@@ -51,7 +51,8 @@ def spearman(xs: list[float], ys: list[float]) -> float | None:
 def main() -> int:
     from lift_memory import LiftMemory, MemoryConfig
     from lift_memory.config import ModelConfig, TrainConfig
-    from lift_memory.eval.questions import DOCUMENTS, score
+    from lift_memory.eval import questions
+    from lift_memory.eval.questions import DOCUMENTS
 
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--model", default="smollm2-135m-instruct")
@@ -69,8 +70,7 @@ def main() -> int:
                 config = MemoryConfig(model=ModelConfig(name=args.model, context_window=args.window), train=train)
                 memory = LiftMemory(config, root=f"{scratch}/{doc.name}-{steps}", progress=False)
                 record = memory.memorize(doc.build(memory.engine.tokenizer, args.tokens), doc_id=doc.name, train=True)
-                answers = [memory.ask(f.question, doc.name, mode="lift", max_new_tokens=24).text for f in doc.facts]
-                accuracy = round(sum(score(a, f) for a, f in zip(answers, doc.facts, strict=True)) / len(doc.facts), 3)
+                accuracy = round(questions.accuracy(memory, doc, doc.name, "lift", max_new_tokens=24), 3)
                 checked = record.self_check
                 row = {
                     "benchmark": "self_check.memory",
