@@ -25,6 +25,7 @@ from lift_memory.config import TrainConfig
 from lift_memory.errors import ConfigError
 from lift_memory.forward import Checkpointing, run, split_head
 from lift_memory.train.collate import IGNORE, Batch, Soft, collate, plan_batches
+from lift_memory.train.heap import HeapTrim
 from lift_memory.train.losses import next_token_targets, sliced_sums, task_counts, task_scale, task_sums
 from lift_memory.types import TrainingExample, TrainStats
 
@@ -135,6 +136,7 @@ class Trainer:
     ) -> None:
         self.model, self.parameters, self.config = model, list(parameters), config
         self.pad_id, self.callbacks, self.progress, self.desc = pad_id, list(callbacks), progress, desc
+        self.heap = HeapTrim()
 
     def _optimizer(self):
         import torch
@@ -316,6 +318,7 @@ class Trainer:
         scale = task_scale(weights, counts)
         sums = torch.zeros(k, device=device)
         for b in micro:
+            self.heap.maybe()
             part = self._pass(b, k, ckpt)
             (part * scale).sum().backward()
             sums += part.detach()

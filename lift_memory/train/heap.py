@@ -1,0 +1,64 @@
+"""Hand freed heap memory back to the operating system while training on the CPU.
+
+PyTorch frees CPU tensors to the C library's ``malloc``. Under training, tensor shapes change from pass to pass
+(batches of different lengths, checkpointed layers recomputed), and glibc's heap fragments: freed pages
+between live blocks stay resident, and the heap keeps growing. On SmolLM2-135M, 30 steps left 0.84 GB of
+tensors in use but a 2.3 GB heap and a 3.3 GB peak RSS. ``malloc_trim`` returns the free pages; calling it
+whenever the process has grown by ``slack`` since the last call bounds that overhead at a small cost in time
+(pages are faulted in again when reused). See docs/concepts.md, "Memory".
+
+Only where glibc is the allocator (Linux); elsewhere :class:`HeapTrim` does nothing.
+"""
+
+from __future__ import annotations
+
+import ctypes
+import ctypes.util
+import os
+from collections.abc import Callable
+
+SLACK_BYTES = 256 * 2**20
+
+
+def _malloc_trim() -> Callable[[int], int] | None:
+    """glibc's ``malloc_trim``, or None where the C library has none (macOS, musl, Windows)."""
+    name = ctypes.util.find_library("c")
+    if name is None or not os.path.exists("/proc/self/statm"):
+        return None
+    try:
+        trim = ctypes.CDLL(name).malloc_trim
+    except (OSError, AttributeError):
+        return None
+    trim.argtypes, trim.restype = [ctypes.c_size_t], ctypes.c_int
+    return trim
+
+
+def rss_bytes() -> int:
+    """Resident set size of this process now (Linux)."""
+    with open("/proc/self/statm", "rb") as f:
+        return int(f.read().split()[1]) * os.sysconf("SC_PAGE_SIZE")
+
+
+class HeapTrim:
+    """Call :meth:`maybe` between passes: it trims the heap when the process grew by ``slack`` bytes since the
+    last trim (reading RSS costs microseconds; a trim, milliseconds plus the page faults that follow)."""
+
+    def __init__(self, slack: int = SLACK_BYTES) -> None:
+        self._trim = _malloc_trim()
+        self.slack = slack
+        self.floor: int | None = None
+        self.trims = 0
+
+    @property
+    def available(self) -> bool:
+        return self._trim is not None
+
+    def maybe(self) -> None:
+        if self._trim is None:
+            return
+        if self.floor is None:
+            self.floor = rss_bytes()
+        elif rss_bytes() > self.floor + self.slack:
+            self._trim(0)
+            self.trims += 1
+            self.floor = rss_bytes()
