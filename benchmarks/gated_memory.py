@@ -34,6 +34,7 @@ ROWS = [
     {"name": "gated-paper-h8", "adapter": {"kind": "gated_memory", "gate": "paper", "hidden_mult": 8}},
     {"name": "gated-exact-h8", "adapter": {"kind": "gated_memory", "gate": "exact", "hidden_mult": 8}},
     {"name": "gated-exact-lr1e-2", "adapter": {"kind": "gated_memory", "gate": "exact"}, "learning_rate": 1e-2},
+    {"name": "gated-exact-light", "adapter": {"kind": "gated_memory", "gate": "exact", "log_mass_init": 0.0}},
 ]
 
 
