@@ -1,11 +1,11 @@
 """Hand freed heap memory back to the operating system while training on the CPU.
 
-PyTorch frees CPU tensors to the C library's ``malloc``. Under training, tensor shapes change from pass to pass
-(batches of different lengths, checkpointed layers recomputed), and glibc's heap fragments: freed pages
-between live blocks stay resident, and the heap keeps growing. On SmolLM2-135M, 30 steps never had more
-than 0.84 GB allocated, yet grew a 2.3 GB heap and a 3.3 GB peak RSS. ``malloc_trim`` returns the free pages; calling it
-whenever the process has grown by ``slack`` since the last call bounds that overhead at a small cost in time
-(pages are faulted in again when reused). See docs/concepts.md, "Memory".
+PyTorch frees CPU tensors to the C library's ``malloc``. Under training, tensor shapes change from pass to
+pass (batches of different lengths, checkpointed layers recomputed), and glibc's heap fragments: freed pages
+between live blocks stay resident, and the heap keeps growing. On SmolLM2-135M, 30 steps never had more than
+0.84 GB allocated, yet grew a 2.3 GB heap and a 3.3 GB peak RSS. ``malloc_trim`` returns the free pages;
+calling it whenever the process has grown by ``slack`` since the last call bounds that overhead at a small
+cost in time (pages are faulted in again when reused). See docs/concepts.md, "Memory".
 
 Only where glibc is the allocator (Linux); elsewhere :class:`HeapTrim` does nothing.
 """
@@ -54,6 +54,7 @@ class HeapTrim:
         return self._trim is not None
 
     def maybe(self) -> None:
+        """Trim if the process grew by ``slack`` since the last trim (the first call only takes the measure)."""
         if self._trim is None:
             return
         if self.floor is None:
