@@ -19,7 +19,8 @@ Model FLOPs count 4·N per trained token (forward 2·N, backward through the fro
 trainer computes logits only from the first labelled position, and recomputes checkpointed layers; neither
 is counted, so the fraction is conservative on the first and generous on the second.
 
-Usage: python benchmarks/real_model.py [--window 1024] [--tokens 2048] [--docs 3] [--steps 30]
+Usage: python benchmarks/real_model.py [--window 1024] [--tokens 2048] [--docs 3] [--steps 30] [--lr 4e-3]
+       [--weights window=0]
 """
 
 from __future__ import annotations
@@ -98,6 +99,8 @@ def train_figures(memory, record) -> dict:
         "window": eng.base.context_window,
         "document_tokens": record.n_tokens,
         "params": n_params,
+        "learning_rate": eng.train_config.learning_rate,
+        "task_weights": eng.train_config.task_weights,
         "steps": stats.steps,
         "train_tokens": stats.tokens,
         "train_seconds": stats.seconds,
@@ -218,6 +221,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--steps", type=int, default=None, help="training steps per document (default: config)")
     parser.add_argument("--recall-steps", type=int, default=60, help="step budget for the recall probe (default 60)")
     parser.add_argument("--lr", type=float, default=None, help="learning rate (default: the model's default)")
+    parser.add_argument("--weights", default="", help="task weights to change, e.g. window=0 (default: config)")
     parser.add_argument("--modes", default=",".join(MODES), help="routes to compare")
     parser.add_argument("--skip", default="", help="comma-separated parts to skip: load,recall,routes")
     parser.add_argument("--convert", action="store_true", help="also time a first conversion (about 20 s)")
@@ -238,7 +242,11 @@ def main(argv: list[str] | None = None) -> int:
     if "load" not in skip:
         emit(load_figures(args.convert))
     budget = {} if args.steps is None else {"max_steps": args.steps}
-    train = TrainConfig(learning_rate=args.lr, **budget)
+    weights = dict(TrainConfig().task_weights)
+    for item in filter(None, args.weights.split(",")):
+        task, _, weight = item.partition("=")
+        weights[task.strip()] = float(weight)
+    train = TrainConfig(learning_rate=args.lr, task_weights=weights, **budget)
     config = MemoryConfig(model=ModelConfig(name=MODEL, context_window=args.window), train=train)
     with tempfile.TemporaryDirectory() as root:
         memory = LiftMemory(config, root=root, progress=sys.stderr.isatty())
