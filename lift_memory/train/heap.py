@@ -14,16 +14,20 @@ from __future__ import annotations
 
 import ctypes
 import ctypes.util
-import os
+import functools
 from collections.abc import Callable
 
-SLACK_BYTES = 256 * 2**20
+from lift_memory.usage import resident_mb
+
+SLACK_MB = 256.0
 
 
+@functools.cache
 def _malloc_trim() -> Callable[[int], int] | None:
-    """glibc's ``malloc_trim``, or None where the C library has none (macOS, musl, Windows)."""
+    """glibc's ``malloc_trim``, or None where the C library has none (macOS, musl, Windows) or the process's
+    resident memory cannot be read. Looked up once per process (``find_library`` runs ``ldconfig``)."""
     name = ctypes.util.find_library("c")
-    if name is None or not os.path.exists("/proc/self/statm"):
+    if name is None or resident_mb() is None:
         return None
     try:
         trim = ctypes.CDLL(name).malloc_trim
@@ -33,20 +37,14 @@ def _malloc_trim() -> Callable[[int], int] | None:
     return trim
 
 
-def rss_bytes() -> int:
-    """Resident set size of this process now (Linux)."""
-    with open("/proc/self/statm", "rb") as f:
-        return int(f.read().split()[1]) * os.sysconf("SC_PAGE_SIZE")
-
-
 class HeapTrim:
-    """Call :meth:`maybe` between passes: it trims the heap when the process grew by ``slack`` bytes since the
+    """Call :meth:`maybe` between passes: it trims the heap when the process grew by ``slack`` MB since the
     last trim (reading RSS costs microseconds; a trim, milliseconds plus the page faults that follow)."""
 
-    def __init__(self, slack: int = SLACK_BYTES) -> None:
+    def __init__(self, slack: float = SLACK_MB) -> None:
         self._trim = _malloc_trim()
         self.slack = slack
-        self.floor: int | None = None
+        self.floor: float | None = None
         self.trims = 0
 
     @property
@@ -58,8 +56,8 @@ class HeapTrim:
         if self._trim is None:
             return
         if self.floor is None:
-            self.floor = rss_bytes()
-        elif rss_bytes() > self.floor + self.slack:
+            self.floor = resident_mb()
+        elif resident_mb() > self.floor + self.slack:
             self._trim(0)
             self.trims += 1
-            self.floor = rss_bytes()
+            self.floor = resident_mb()
